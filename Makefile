@@ -1,0 +1,43 @@
+# The README's two commands are `make demo` and `make test`; everything they need is set up here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+SCRUN := $(VENV)/bin/scrun
+NODES ?= 3
+PYTEST_ARGS ?=
+
+.PHONY: all venv install cluster cluster-down demo test unit bench clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# /usr/local/bin/scrun points at this checkout's scrun, so podman's runtime entry always finds it.
+install: venv
+	ln -sfn $(SCRUN) /usr/local/bin/scrun
+
+cluster: install
+	$(PYTHON) tools/devcluster.py up --nodes $(NODES) --scrun /usr/local/bin/scrun
+
+cluster-down:
+	$(PYTHON) tools/devcluster.py down
+
+demo: cluster
+	@bash tools/demo.sh
+
+unit: venv
+	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+test: cluster
+	CI=$${CI:-true} $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: cluster
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,53 @@
+"""Control protocol between the scrun CLI and a container's anchor.
+
+One JSON object per line over the unix socket <state dir>/ctl.sock, one request and one reply
+per connection. Every message carries "v" (PROTOCOL_VERSION); a mismatch is refused, so an
+anchor from an older scrun is never misread. Requests: {"v", "op": start|kill|delete|ping, …};
+replies: {"v", "ok": true, …} or {"v", "ok": false, "error": "…", "kind": "…"}.
+The anchor checks the peer with SO_PEERCRED: only its own uid and root may talk to it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+PROTOCOL_VERSION = 1
+OPS = ("start", "kill", "delete", "ping")
+# sun_path holds 108 bytes; longer paths are reached through /proc/self/fd/<dirfd>/NAME.
+MAX_SOCKET_PATH = 100
+
+
+class ProtocolError(ValueError):
+    """A message that is not valid JSON, has the wrong version, or an unknown op."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps({"v": PROTOCOL_VERSION, **message}, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    if message.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {message.get('v')!r}, expected {PROTOCOL_VERSION}")
+    return message
+
+
+def decode_request(line: bytes) -> dict[str, Any]:
+    message = decode(line)
+    if message.get("op") not in OPS:
+        raise ProtocolError(f"unknown op {message.get('op')!r}")
+    return message
+
+
+def reachable_path(path: str) -> tuple[str, int | None]:
+    """A path short enough for sun_path, and a directory fd the caller must close (or None)."""
+    if len(path.encode()) <= MAX_SOCKET_PATH:
+        return path, None
+    dirfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    return f"/proc/self/fd/{dirfd}/{os.path.basename(path)}", dirfd

@@ -1,0 +1,472 @@
+"""The anchor: one asyncio process per container, alive exactly as long as the container.
+
+Its pid is the container's pid (pid file, `state`); conmon or containerd-shim reap it and take
+its exit status as the container's. Life:
+
+  creating  salloc holds a new allocation (or SLURM_JOB_ID names an existing one); Lua stage_in
+  created   `create` returns; waiting for `start`
+  running   srun --container … -- process.args, with the container's stdio
+  stopped   srun ended (exit N → N, signal S → 128+S); stage_out; the allocation is released
+
+Stop requests (kill before start, delete --force, SIGTERM/SIGINT/SIGHUP) end any phase and
+always run the same clean-up: stop the step, stage_out, release the allocation.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+from typing import Any
+
+from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
+from scrun.anchor.request import AnchorRequest
+from scrun.core.nodebundle import needs_rootfs_shim, shim_config
+from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
+from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
+from scrun.core.status import Status
+from scrun.errors import ScrunError, SlurmError
+from scrun.log import get_logger
+from scrun.slurm import argv as slurm_argv
+from scrun.slurm.parse import parse_env0, parse_salloc_line, parse_slurm_version, parse_step_list
+from scrun.slurm.runner import run_async
+from scrun.store.records import (
+    SOCKET_NAME,
+    ContainerRecord,
+    container_dir,
+    load_record,
+    process_starttime,
+    save_record,
+    write_json_atomic,
+)
+
+# After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
+STEP_STOP_TIMEOUT = 20.0
+RELEASE_TIMEOUT = 15.0
+
+
+class Anchor:
+    def __init__(self, request: AnchorRequest, ready_fd: int | None, stdio: tuple[int, int, int]):
+        self.req = request
+        self.log = get_logger()
+        self.dir = container_dir(request.root, request.id)
+        self.record: ContainerRecord = load_record(request.root, request.id)
+        self.ready_fd = ready_fd
+        self.stdio = list(stdio)
+        self.env = self._base_env()
+        self.job_env: dict[str, str] = {}
+        self.salloc: asyncio.subprocess.Process | None = None
+        self.srun: asyncio.subprocess.Process | None = None
+        self.slurm_version: tuple[int, int, int] = (22, 5, 0)
+        self.start_requested = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.stop_code: int | None = None
+        self.stop_reason = ""
+        self.stage_in_entered = False
+        self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
+
+    # ------------------------------------------------------------------ helpers
+
+    def _base_env(self) -> dict[str, str]:
+        env = {"PATH": self.req.path_env, "SLURM_CONF": self.req.slurm_conf}
+        return env
+
+    def save(self) -> None:
+        save_record(self.req.root, self.record)
+
+    def set_status(self, status: Status) -> None:
+        self.record.status = status
+        self.save()
+        self.log.debug("status %s", status.value)
+
+    def notify_create(self, event: str, **fields: Any) -> None:
+        """Tell the waiting `create` about progress, success or failure (JSON lines on a pipe)."""
+        if self.ready_fd is None:
+            return
+        try:
+            os.write(self.ready_fd, json.dumps({"event": event, **fields}).encode() + b"\n")
+        except OSError:
+            self.ready_fd = None  # create went away; nothing to tell
+            return
+        if event in ("created", "error"):
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    def request_stop(self, code: int, reason: str) -> None:
+        if self.stop_code is None:
+            self.stop_code = code
+            self.stop_reason = reason
+            self.log.info("stopping: %s", reason)
+        self.stopping.set()
+
+    def slurm_env(self) -> dict[str, str]:
+        """Environment of srun, Lua commands and scancel: job variables, PATH, SLURM_CONF, SCRUN_*."""
+        return {**self.req.script_env, **self.job_env, **self.env}
+
+    def close_stdio(self) -> None:
+        for fd in self.stdio:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.stdio = [-1, -1, -1]
+
+    # ------------------------------------------------------------------ main
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.request_stop, exit_code_for_signal(sig), f"anchor received {signal_name(sig)}")
+        server = await self._serve()
+        self.record.anchor_pid = os.getpid()
+        self.record.anchor_starttime = process_starttime(os.getpid()) or 0
+        self.save()
+        exit_code = 1
+        try:
+            exit_code = await self._lifecycle()
+        finally:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.dir, SOCKET_NAME))
+        return exit_code
+
+    async def _lifecycle(self) -> int:
+        created = await self._race(self._create_phase())
+        if not created:
+            return await self._finish(self.stop_code if self.stop_code is not None else 1, failed_create=True)
+        self.set_status(Status.CREATED)
+        self.notify_create("created", pid=os.getpid())
+        await self._race(self.start_requested.wait())
+        if self.stopping.is_set() or self.srun is None:
+            return await self._finish(self.stop_code if self.stop_code is not None else 1)
+        code = await self._wait_step()
+        return await self._finish(code)
+
+    async def _race(self, coro) -> bool:
+        """Run `coro` until it finishes or a stop is requested; True if it finished first."""
+        task = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stop.cancel()
+            exc = task.exception()
+            if exc is not None:
+                msg = str(exc) if isinstance(exc, ScrunError) else f"internal error: {exc!r}"
+                self.log.error("%s", msg)
+                self.notify_create("error", msg=msg)
+                self.request_stop(1, msg)
+                return False
+            return task.result() is not False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return False
+
+    # ------------------------------------------------------------------ creating
+
+    async def _create_phase(self) -> bool:
+        version_task = asyncio.ensure_future(self._detect_slurm_version())
+        if self.req.existing_job_id is not None:
+            self.record.job_id = self.req.existing_job_id
+            self.record.own_allocation = False
+            self.job_env = dict(self.req.caller_slurm_env)
+            self.save()
+        else:
+            await self._allocate()
+        await version_task
+        if self.req.lua_script:
+            await self._stage_in()
+        return True
+
+    async def _detect_slurm_version(self) -> None:
+        try:
+            _, out, _ = await run_async([self.req.srun_path, "--version"], env=self.env, timeout=30)
+            self.slurm_version = parse_slurm_version(out.decode())
+        except (SlurmError, ValueError) as exc:
+            self.log.debug("cannot tell the Slurm version (%s); assuming 22.05", exc)
+
+    async def _allocate(self) -> None:
+        salloc = os.path.join(os.path.dirname(self.req.srun_path), "salloc") if os.path.isabs(self.req.srun_path) else "salloc"
+        argv = slurm_argv.build_salloc_argv(salloc, self.req.job_args, self.req.job_name)
+        self.log.debug("allocating: %s", argv)
+        try:
+            self.salloc = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={**self.req.script_env, **self.env}, cwd="/", start_new_session=True)
+        except FileNotFoundError:
+            raise SlurmError(f"`{salloc}` not found: install slurm-client or set SrunPath in oci.conf") from None
+        errors: list[str] = []
+        stderr_task = asyncio.ensure_future(self._watch_salloc_stderr(errors))
+        assert self.salloc.stdout is not None
+        marker = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
+        try:
+            data = await self.salloc.stdout.readuntil(marker)
+        except asyncio.IncompleteReadError:
+            await self.salloc.wait()
+            await stderr_task
+            detail = "; ".join(errors) or f"salloc exited {self.salloc.returncode}"
+            self.salloc = None
+            raise SlurmError(f"job allocation failed: {detail}") from None
+        self.job_env = {k: v for k, v in parse_env0(data[: -len(marker)]).items() if k.startswith("SLURM")}
+        job_id = int(self.job_env.get("SLURM_JOB_ID", self.record.job_id or 0))
+        if job_id and job_id != self.record.job_id:
+            self.record.job_id = job_id
+            self.save()
+        self.log.info("job %s allocated on %s", job_id, self.job_env.get("SLURM_JOB_NODELIST", "?"))
+
+    async def _watch_salloc_stderr(self, errors: list[str]) -> None:
+        assert self.salloc is not None and self.salloc.stderr is not None
+        pending_said = False
+        async for raw in self.salloc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.log.debug("salloc: %s", line)
+            parsed = parse_salloc_line(line)
+            if parsed is None:
+                continue
+            event, value = parsed
+            if event == "error":
+                errors.append(str(value))
+            elif event in ("pending", "granted") and isinstance(value, int) and self.record.job_id != value:
+                self.record.job_id = value
+                self.save()
+            if event == "queued" and not pending_said:
+                pending_said = True
+                self.notify_create("progress", msg=f"job {value} queued and waiting for resources")
+            elif event == "allocated" and pending_said:
+                self.notify_create("progress", msg=f"job {value} has been allocated resources")
+
+    async def _stage_in(self) -> None:
+        from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
+
+        self.hooks = await asyncio.to_thread(LuaHooks.load, self.req.lua_script, self._lua_context())
+        self.stage_in_entered = True
+        job_env = [f"{k}={v}" for k, v in self.slurm_env().items()]
+        await asyncio.to_thread(
+            self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
+            self.record.job_id or 0, os.getuid(), os.getgid(), job_env)
+        # Lua may have moved the bundle/rootfs: srun and `state` use the new ones.
+        self.record.bundle = self.hooks.bundle
+        self.record.root_path = self.hooks.root_path
+        self.save()
+
+    def _lua_context(self) -> dict[str, Any]:
+        return {
+            "bundle": self.record.bundle,
+            "root_path": self.record.root_path,
+            "env": self.slurm_env,
+            "srun": self.req.srun_path,
+            "srun_args": self.req.srun_args,
+            "job_id": lambda: self.record.job_id,
+        }
+
+    # ------------------------------------------------------------------ control socket
+
+    async def _serve(self) -> asyncio.AbstractServer:
+        path = os.path.join(self.dir, SOCKET_NAME)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        bind_path, dirfd = reachable_path(path)
+        old_umask = os.umask(0o177)
+        try:
+            server = await asyncio.start_unix_server(self._handle_client, path=bind_path)
+        finally:
+            os.umask(old_umask)
+            if dirfd is not None:
+                os.close(dirfd)
+        return server
+
+    async def _handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+            if uid not in (0, os.getuid()):
+                reply: dict[str, Any] = {"ok": False, "error": f"uid {uid} may not control this container", "kind": "permission"}
+            else:
+                line = await reader.readline()
+                try:
+                    req = decode_request(line)
+                    reply = await self._dispatch(req)
+                except ProtocolError as exc:
+                    reply = {"ok": False, "error": f"bad request: {exc}", "kind": "protocol"}
+                except ScrunError as exc:
+                    reply = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+            writer.write(encode(reply))
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req["op"]
+        status = self.record.status
+        if op == "ping":
+            return {"ok": True, "status": status.value}
+        if op == "start":
+            if status is not Status.CREATED or self.stopping.is_set():
+                return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status.value}: only a created container can be started", "kind": "status"}
+            await self._launch_step()
+            return {"ok": True}
+        if op == "kill":
+            sig = int(req.get("signal", signal.SIGTERM))
+            return await self._kill(sig)
+        if op == "delete":
+            self.request_stop(exit_code_for_signal(signal.SIGKILL), "deleted")
+            return {"ok": True}
+        return {"ok": False, "error": f"unsupported op {op}", "kind": "protocol"}
+
+    async def _kill(self, sig: int) -> dict[str, Any]:
+        status = self.record.status
+        if status is Status.STOPPED or self.stopping.is_set() and self.srun is None:
+            return {"ok": False, "error": f"container `{self.req.id}` is not running", "kind": "status"}
+        if self.srun is None:
+            # Pending or created: no process exists yet. A signal whose default is to be
+            # ignored does nothing; any other ends the container as if it had killed it.
+            if sig in IGNORED_BY_DEFAULT or sig == 0:
+                return {"ok": True}
+            self.request_stop(exit_code_for_signal(sig), f"killed by {signal_name(sig)} before start")
+            return {"ok": True}
+        await self._signal_step(sig)
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ running
+
+    async def _launch_step(self) -> None:
+        if self.record.job_id is None:
+            raise SlurmError("no job id known: the allocation did not complete")
+        argv = slurm_argv.build_srun_argv(
+            self.req.srun_path, self.req.srun_args, job_id=self.record.job_id, step_name=self.req.step_name,
+            container_id=self.req.id, bundle=self._node_bundle(), step_args=self.req.step_args,
+            pty=self.req.terminal, args=self.req.args, slurm_version=self.slurm_version)
+        self.log.debug("launching: %s", argv)
+        cwd = self.record.bundle if os.path.isdir(self.record.bundle) else "/"
+        self.srun = await asyncio.create_subprocess_exec(
+            *argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=self.stdio[2],
+            env=self.slurm_env(), cwd=cwd)
+        # The step owns the container's stdio now; our copies would only delay EOF for conmon.
+        self.close_stdio()
+        self.record.step_id = None
+        self.set_status(Status.RUNNING)
+        self.start_requested.set()
+
+    def _node_bundle(self) -> str:
+        """The bundle srun gets: the container's, or a shim for nodes that ignore root.path."""
+        bundle, root_path = self.record.bundle, self.record.root_path
+        if not needs_rootfs_shim(self.slurm_version, bundle, root_path):
+            return bundle
+        shim = os.path.join(self.dir, "bundle")
+        os.makedirs(shim, exist_ok=True)
+        with open(os.path.join(bundle, "config.json"), encoding="utf-8") as fh:
+            config = json.load(fh)
+        write_json_atomic(os.path.join(shim, "config.json"), shim_config(config))
+        link = os.path.join(shim, "rootfs")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        os.symlink(root_path, link)
+        self.log.debug("Slurm %s ignores root.path: srun gets shim bundle %s", self.slurm_version, shim)
+        return shim
+
+    async def _step_ids(self) -> list[str]:
+        """Ids of the running container steps (by step name) of our job."""
+        if self.record.job_id is None:
+            return []
+        argv = slurm_argv.build_step_list_argv("squeue", self.record.job_id)
+        try:
+            _, out, _ = await run_async(argv, env=self.slurm_env(), timeout=30, check=False)
+        except SlurmError:
+            return []
+        return [step for step, name in parse_step_list(out.decode()) if name == self.req.step_name]
+
+    async def _signal_step(self, sig: int) -> None:
+        """Deliver `sig` to the container step; SIGKILL to the step only, never the whole job."""
+        assert self.record.job_id is not None
+        steps: list[str] = []
+        for _ in range(50):
+            steps = await self._step_ids()
+            if steps or self.srun is None or self.srun.returncode is not None:
+                break
+            await asyncio.sleep(0.05)  # srun forked but the step is not registered yet
+        if not steps:
+            if self.srun is not None and self.srun.returncode is None:
+                self.log.debug("no step registered yet; signalling srun %s", sig)
+                with contextlib.suppress(ProcessLookupError):
+                    self.srun.send_signal(sig)
+            return
+        for step in steps:
+            argv = slurm_argv.build_scancel_argv("scancel", self.record.job_id, step=step, signal=sig)
+            await run_async(argv, env=self.slurm_env(), timeout=30, check=False)
+
+    async def _wait_step(self) -> int:
+        assert self.srun is not None
+        waiter = asyncio.ensure_future(self.srun.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            await self._signal_step(signal.SIGKILL)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), STEP_STOP_TIMEOUT)
+            except asyncio.TimeoutError:
+                self.log.error("srun did not end %ss after SIGKILL of the step; killing srun", STEP_STOP_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    self.srun.kill()
+                await waiter
+        stop.cancel()
+        code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
+        if self.stop_code is not None and waiter not in done:
+            code = self.stop_code
+        self.log.info("container step ended with exit code %d", code)
+        return code
+
+    # ------------------------------------------------------------------ stopping
+
+    async def _finish(self, code: int, failed_create: bool = False) -> int:
+        self.record.status = Status.STOPPED
+        self.record.exit_code = code
+        self.record.stopped_reason = self.stop_reason
+        self.save()
+        if self.hooks is not None and self.stage_in_entered:
+            try:
+                await asyncio.to_thread(
+                    self.hooks.stage_out, self.req.id, self.record.bundle, self.record.orig_bundle,
+                    self.record.root_path, self.record.orig_root_path, self.dir, self.req.config_file,
+                    self.record.job_id or 0, os.getuid(), os.getgid())
+            except ScrunError as exc:
+                self.log.error("%s", exc)
+        await self._release_allocation()
+        self.close_stdio()
+        if failed_create or self.ready_fd is not None:
+            self.notify_create("error", msg=self.stop_reason or "container stopped before it was created")
+        self.log.debug("anchor exits %d", code)
+        return code
+
+    async def _release_allocation(self) -> None:
+        if self.salloc is None:
+            return
+        proc = self.salloc
+        granted = self.job_env.get("SLURM_JOB_ID") is not None
+        if granted:
+            # Closing the holder's stdin ends it; salloc then relinquishes the job (COMPLETED).
+            assert proc.stdin is not None
+            proc.stdin.close()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)  # pending: salloc withdraws the request
+        try:
+            await asyncio.wait_for(proc.wait(), RELEASE_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.log.error("salloc did not release job %s within %ss; cancelling it", self.record.job_id, RELEASE_TIMEOUT)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        if self.record.job_id is not None and (not granted or proc.returncode not in (0, None)):
+            await run_async(slurm_argv.build_scancel_argv("scancel", self.record.job_id), env=self.slurm_env(),
+                            timeout=30, check=False)
+        self.salloc = None
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,232 @@
+"""create: get a Slurm allocation for the container and stage it; returns once it is `created`."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+
+from scrun.config.settings import Settings, load_node_config
+from scrun.core.bundle import BundleConfig, load_bundle_config
+from scrun.core.ids import default_job_name, step_name_for, validate_container_id
+from scrun.core.options import build_job_options, merge_option_env
+from scrun.core.status import Status
+from scrun.errors import AnchorError, InvalidInputError, ScrunError, UsageError
+from scrun.log import get_logger
+
+USAGE = "create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] <container-id>"
+ANCHOR_EXIT_TIMEOUT = 60.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-b", "--bundle", help="bundle directory holding config.json (default: current directory)")
+    parser.add_argument("--pid-file", help="write the container's pid (the anchor's) here")
+    parser.add_argument("--console-socket", help="unix socket that receives the terminal's master fd")
+    parser.add_argument("--no-pivot", action="store_true", help="ignored")
+    parser.add_argument("--no-new-keyring", action="store_true", help="ignored")
+    parser.add_argument("--preserve-fds", type=int, default=0, metavar="N", help="ignored: extra fds do not reach a Slurm job")
+    parser.add_argument("--pidfd-socket", help="ignored")
+    parser.add_argument("--no-subreaper", action="store_true", help="ignored")
+    parser.add_argument("id", metavar="container-id")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
+
+
+def _script_env(settings: Settings, container_id: str, cfg: BundleConfig, pid_file: str | None, state_dir: str) -> dict[str, str]:
+    """The man page's OUTPUT ENVIRONMENT VARIABLES, for Lua and the Slurm commands scrun runs."""
+    uid, gid = settings.uid, settings.gid
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = str(gid)
+    env = {
+        "SCRUN_OCI_VERSION": cfg.oci_version,
+        "SCRUN_CONTAINER_ID": container_id,
+        "SCRUN_BUNDLE": cfg.bundle,
+        "SCRUN_SUBMISSION_BUNDLE": cfg.bundle,
+        "SCRUN_PID_FILE": pid_file or "",
+        "SCRUN_SOCKET": os.path.join(state_dir, "ctl.sock"),
+        "SCRUN_SPOOL_DIR": state_dir,
+        "SCRUN_SUBMISSION_CONFIG_FILE": cfg.config_file,
+        "SCRUN_USER": user,
+        "SCRUN_USER_ID": str(uid),
+        "SCRUN_GROUP": group,
+        "SCRUN_GROUP_ID": str(gid),
+        "SCRUN_ROOT": settings.root,
+        "SCRUN_ROOTFS_PATH": cfg.root_path,
+        "SCRUN_SUBMISSION_ROOTFS_PATH": cfg.root_path,
+    }
+    if settings.log.log_file:
+        env["SCRUN_LOG_FILE"] = settings.log.log_file
+        env["SCRUN_LOG_FORMAT"] = settings.log.log_format
+    for key, value in cfg.annotations.items():
+        env[f"SCRUN_ANNOTATION_{key}"] = value
+    return env
+
+
+def _existing_job_id(env) -> int | None:
+    raw = env.get("SLURM_JOB_ID", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise InvalidInputError(f'SLURM_JOB_ID="{raw}": not a job id (unset it to get a new allocation)')
+    return int(raw)
+
+
+def _resolve_srun(srun_path: str, path_env: str) -> str:
+    if os.path.isabs(srun_path):
+        return srun_path
+    found = shutil.which(srun_path, path=path_env)
+    if not found:
+        raise InvalidInputError(f"`{srun_path}` not found in PATH={path_env}: install slurm-client or set SrunPath in oci.conf")
+    return found
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from scrun.anchor.request import AnchorRequest
+    from scrun.store.records import ContainerRecord, make_container_dir, save_record
+
+    log = get_logger()
+    container_id = validate_container_id(args.id)
+    if args.preserve_fds < 0:
+        raise UsageError(f"--preserve-fds {args.preserve_fds}: must be 0 or more")
+    cfg = load_bundle_config(args.bundle or os.getcwd())
+    console_socket = _abs(args.console_socket)
+    if cfg.terminal and not console_socket:
+        raise InvalidInputError(f"{cfg.config_file}: process.terminal is true but no --console-socket was given (runc refuses this too)")
+    oci = load_node_config(settings.slurm_conf)
+    if oci.path is None:
+        log.debug("no oci.conf next to %s: fine for scrun, but compute nodes need one for --container", settings.slurm_conf)
+    options = build_job_options(merge_option_env(settings.env, cfg.env_dict()))
+    existing_job = _existing_job_id(settings.env)
+    path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
+    srun = _resolve_srun(oci.srun_path, path_env)
+    lua_script = os.path.join(os.path.dirname(settings.slurm_conf), "scrun.lua")
+    if os.path.exists(lua_script):
+        from scrun.lua.host import check_script
+
+        check_script(lua_script)  # a broken script fails here, with its line number
+    else:
+        lua_script = None
+
+    if settings.root_note and not os.path.isdir(settings.root):
+        log.info("%s", settings.root_note)
+    state_dir = make_container_dir(settings.root, container_id)
+    pid_file = _abs(args.pid_file)
+    try:
+        owner = pwd.getpwuid(settings.uid).pw_name
+    except KeyError:
+        owner = str(settings.uid)
+    record = ContainerRecord(
+        id=container_id, bundle=cfg.bundle, orig_bundle=cfg.bundle, config_file=cfg.config_file,
+        root_path=cfg.root_path, orig_root_path=cfg.root_path, oci_version=cfg.oci_version,
+        status=Status.CREATING, created=_now(), owner=owner, uid=settings.uid, annotations=cfg.annotations,
+        own_allocation=existing_job is None, slurm_conf=settings.slurm_conf)
+    anchor: subprocess.Popen | None = None
+    try:
+        save_record(settings.root, record)
+        AnchorRequest(
+            root=settings.root, id=container_id, bundle=cfg.bundle, config_file=cfg.config_file, args=cfg.args,
+            terminal=cfg.terminal, console_socket=console_socket, console_size=cfg.console_size,
+            job_args=options.job_args, step_args=options.step_args,
+            job_name=options.job_name or default_job_name(container_id, cfg.annotations),
+            step_name=step_name_for(container_id), srun_path=srun, srun_args=oci.srun_args,
+            slurm_conf=settings.slurm_conf, existing_job_id=existing_job,
+            caller_slurm_env={k: v for k, v in settings.env.items() if k.startswith("SLURM_") or k.startswith("_SLURM_SPANK_OPTION_")},
+            lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir),
+            log_file=settings.log.log_file, log_format=settings.log.log_format,
+            file_level=settings.log.file_level, syslog_level=settings.log.syslog_level, path_env=path_env,
+        ).save()
+        anchor, created_pid = _spawn_and_wait(settings, container_id)
+        if pid_file:
+            _write_pid_file(pid_file, created_pid)
+    except BaseException:
+        _undo(settings, container_id, anchor)
+        raise
+    return 0
+
+
+def _spawn_and_wait(settings: Settings, container_id: str) -> tuple[subprocess.Popen, int]:
+    """Start the anchor in a new session; relay its progress lines until it says created or failed."""
+    log = get_logger()
+    read_fd, write_fd = os.pipe()
+    try:
+        anchor = subprocess.Popen(
+            [sys.executable, "-I", "-m", "scrun.anchor", "--root", settings.root, "--id", container_id,
+             "--ready-fd", str(write_fd)],
+            pass_fds=(write_fd,), start_new_session=True, close_fds=True)
+    finally:
+        os.close(write_fd)
+    # SIGTERM to create (engine timeout) must still clean up: turn it into an exception.
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        with os.fdopen(read_fd, "rb") as ready:
+            for raw in ready:
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                event = msg.get("event")
+                if event == "progress":
+                    log.info("%s", msg.get("msg", ""))
+                elif event == "created":
+                    return anchor, int(msg.get("pid", anchor.pid))
+                elif event == "error":
+                    raise AnchorError(msg.get("msg", "the anchor failed"))
+        try:
+            code = anchor.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        raise AnchorError(f"the anchor of `{container_id}` exited ({code}) before the container was created; "
+                          f"see {os.path.join(settings.root, container_id, 'anchor.log')} with SCRUN_DEBUG=debug")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _undo(settings: Settings, container_id: str, anchor: subprocess.Popen | None) -> None:
+    """create failed or was interrupted: stop the anchor (it releases its job) and remove the state."""
+    from scrun.cli.teardown import cancel_recorded_job, remove_state
+    from scrun.store.records import load_record
+
+    if anchor is not None and anchor.poll() is None:
+        anchor.send_signal(signal.SIGTERM)
+        try:
+            anchor.wait(timeout=ANCHOR_EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            anchor.kill()
+            anchor.wait()
+    try:
+        record = load_record(settings.root, container_id)
+        if record.job_id is not None:
+            cancel_recorded_job(record)  # harmless when the anchor already released it
+    except ScrunError:
+        pass
+    remove_state(settings.root, container_id)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """Atomically, without a trailing newline (docker reads it that way)."""
+    import tempfile
+
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(pid))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

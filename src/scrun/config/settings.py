@@ -1,0 +1,175 @@
+"""The one Settings object of a scrun process, and where each value comes from.
+
+Precedence, lowest first: built-in defaults < slurm.conf < oci.conf < SCRUN_* environment <
+command-line flags. Only `create` needs slurm.conf and oci.conf; the other verbs work from the
+container's record, so they keep working under podman's minimal environment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scrun.log import LogConfig
+
+from scrun.config.conffile import ConfLine, read_conf
+from scrun.errors import ConfigError
+
+DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
+
+_OCI_BOOL = {"true", "yes", "y", "1"}
+_OCI_FALSE = {"false", "no", "n", "0"}
+_RUNTIME_KEYS = ("runtimecreate", "runtimedelete", "runtimekill", "runtimequery", "runtimerun", "runtimestart")
+# oci.conf keys: the node side (slurmstepd) uses most of them; scrun only needs SrunPath/SrunArgs
+# and the debug overrides, but it checks all so a typo is reported with file:line.
+OCI_KEYS = {
+    "containerpath", "createenvfile", "debugflags", "disablecleanup", "disablehooks", "envexclude",
+    "filedebug", "ignorefileconfigjson", "mountspooldir", "runtimeenvexclude", "srunpath", "srunargs",
+    "stdiodebug", "syslogdebug", *_RUNTIME_KEYS,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OciConf:
+    path: str | None                     # None: no oci.conf next to slurm.conf
+    srun_path: str = "srun"
+    srun_args: tuple[str, ...] = ()
+    disable_cleanup: bool = False
+    ignore_file_config_json: bool = False
+    stdio_debug: str | None = None
+    file_debug: str | None = None
+    syslog_debug: str | None = None
+    debug_flags: str | None = None
+    raw: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _bool(line: ConfLine) -> bool:
+    v = line.value.lower()
+    if v in _OCI_BOOL:
+        return True
+    if v in _OCI_FALSE:
+        return False
+    raise ConfigError(f"{line.where}: {line.key}={line.value!r} is not a boolean (use true or false)")
+
+
+def parse_oci_conf(path: str) -> OciConf:
+    """Read oci.conf with the same validation slurmstepd applies (so errors show up at create)."""
+    lines = read_conf(path, allow_include=False)
+    raw: dict[str, str] = {}
+    srun_args: list[str] = []
+    fields: dict[str, object] = {}
+    for line in lines:
+        key = line.key.lower()
+        if key not in OCI_KEYS:
+            raise ConfigError(f"{line.where}: unknown oci.conf key {line.key!r} (see oci.conf(5))")
+        raw[key] = line.value
+        if key == "srunargs":
+            srun_args.append(line.value)
+        elif key == "srunpath":
+            if not os.path.isabs(line.value):
+                raise ConfigError(f"{line.where}: SrunPath must be an absolute path, got {line.value!r}")
+            fields["srun_path"] = line.value
+        elif key == "disablecleanup":
+            fields["disable_cleanup"] = _bool(line)
+        elif key == "ignorefileconfigjson":
+            fields["ignore_file_config_json"] = _bool(line)
+        elif key in ("stdiodebug", "filedebug", "syslogdebug"):
+            from scrun.log import parse_level
+
+            try:
+                parse_level(line.value)
+            except ValueError as exc:
+                raise ConfigError(f"{line.where}: {line.key}: {exc}") from None
+            fields[{"stdiodebug": "stdio_debug", "filedebug": "file_debug", "syslogdebug": "syslog_debug"}[key]] = line.value
+        elif key == "debugflags":
+            fields["debug_flags"] = line.value
+        elif key in ("envexclude", "runtimeenvexclude"):
+            try:
+                re.compile(line.value)
+            except re.error as exc:
+                raise ConfigError(f"{line.where}: {line.key} is not a valid regular expression: {exc}") from None
+        elif key == "createenvfile":
+            if line.value.lower() not in {"null", "newline", "disabled", *_OCI_BOOL, *_OCI_FALSE}:
+                raise ConfigError(f"{line.where}: CreateEnvFile must be null, newline or disabled")
+    ignore = bool(fields.get("ignore_file_config_json"))
+    present = {k for k in _RUNTIME_KEYS if k in raw}
+    if not ignore:
+        if not present:
+            raise ConfigError(f"{path}: no RunTime* command is set (set RunTimeRun, or the create/start set)")
+        run_mode = {"runtimerun", "runtimedelete", "runtimekill"} <= present and not present & {"runtimecreate", "runtimestart"}
+        cs_mode = {"runtimecreate", "runtimedelete", "runtimekill", "runtimequery", "runtimestart"} <= present and "runtimerun" not in present
+        if not (run_mode or cs_mode):
+            raise ConfigError(
+                f"{path}: RunTime* keys {sorted(present)} do not form a valid set: use RunTimeRun+Kill+Delete "
+                "or RunTimeCreate+Start+Query+Kill+Delete"
+            )
+    return OciConf(path=path, srun_args=tuple(srun_args), raw=raw, **fields)  # type: ignore[arg-type]
+
+
+def resolve_slurm_conf(flag: str | None, env: Mapping[str, str]) -> str:
+    """-f wins, then SLURM_CONF, then the compiled-in default."""
+    return flag or env.get("SLURM_CONF") or DEFAULT_SLURM_CONF
+
+
+def load_node_config(slurm_conf: str) -> OciConf:
+    """Check slurm.conf is readable and load oci.conf next to it (a missing oci.conf is not fatal here)."""
+    if not os.access(slurm_conf, os.R_OK):
+        reason = "No such file" if not os.path.exists(slurm_conf) else "Permission denied"
+        raise ConfigError(f"cannot read {slurm_conf}: {reason} (set SLURM_CONF or pass -f)")
+    oci_path = os.path.join(os.path.dirname(slurm_conf), "oci.conf")
+    if not os.path.exists(oci_path):
+        return OciConf(path=None)
+    return parse_oci_conf(oci_path)
+
+
+def default_root(uid: int, env: Mapping[str, str]) -> tuple[str, str | None]:
+    """The state root when --root is not given, and a note when we had to fall back.
+
+    root → /run/scrun (like runc's /run/runc); others → $XDG_RUNTIME_DIR/scrun, then
+    /run/user/<uid>/scrun, then /tmp/scrun-<uid>. podman does not pass --root, and calls
+    start/kill/delete with a minimal environment, so the choice must not depend on more.
+    """
+    if uid == 0:
+        return "/run/scrun", None
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg) and os.access(xdg, os.W_OK):
+        return os.path.join(xdg, "scrun"), None
+    run_user = f"/run/user/{uid}"
+    if os.path.isdir(run_user) and os.access(run_user, os.W_OK):
+        return os.path.join(run_user, "scrun"), None
+    fallback = f"/tmp/scrun-{uid}"
+    return fallback, f"{run_user} does not exist; using {fallback} as the state root (pass --root to choose)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a verb needs to know about its environment, decided once per process."""
+
+    root: str
+    root_note: str | None        # set when the default root had to fall back
+    slurm_conf: str
+    log: "LogConfig"
+    env: Mapping[str, str]
+    uid: int
+    gid: int
+
+
+def build_settings(*, root_flag: str | None, slurm_conf_flag: str | None, env: Mapping[str, str],
+                   uid: int, gid: int, verbose: int, debug: bool, log_file: str | None,
+                   log_format: str | None) -> Settings:
+    """Apply the precedence rules; a bad SCRUN_*DEBUG value or --log path raises ConfigError."""
+    from scrun.log import log_config_from
+
+    if root_flag:
+        root, note = os.path.abspath(root_flag), None
+    else:
+        root, note = default_root(uid, env)
+    try:
+        log = log_config_from(env, verbose=verbose, debug=debug, log_file=log_file, log_format=log_format)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return Settings(root=root, root_note=note, slurm_conf=resolve_slurm_conf(slurm_conf_flag, env),
+                    log=log, env=dict(env), uid=uid, gid=gid)

@@ -1,0 +1,108 @@
+"""Reading and checking an OCI bundle's config.json."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from scrun.errors import InvalidInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleConfig:
+    """What scrun needs from config.json; the file itself goes to the node untouched."""
+
+    bundle: str
+    config_file: str
+    oci_version: str
+    root_path: str
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    terminal: bool
+    cwd: str
+    annotations: dict[str, str]
+    console_size: tuple[int, int] | None  # (rows, cols) from process.consoleSize
+
+    def env_dict(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.env:
+            key, _, value = item.partition("=")
+            out[key] = value
+        return out
+
+
+def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
+    """Validate config.json text of `bundle`; errors name the field and the file."""
+    config_file = os.path.join(bundle, "config.json")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{config_file}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{config_file}: must hold a JSON object")
+
+    def bad(field: str, want: str) -> InvalidInputError:
+        return InvalidInputError(f"{config_file}: {field} must be {want}")
+
+    oci_version = doc.get("ociVersion")
+    if not isinstance(oci_version, str) or not oci_version:
+        raise bad("ociVersion", "a non-empty string")
+    root = doc.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
+        raise bad("root.path", "a non-empty string")
+    root_path = root["path"] if os.path.isabs(root["path"]) else os.path.normpath(os.path.join(bundle, root["path"]))
+    process = doc.get("process")
+    if not isinstance(process, dict):
+        raise bad("process", "an object with args")
+    args = process.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise bad("process.args", "a non-empty list of strings")
+    env = process.get("env", [])
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise bad("process.env", "a list of \"KEY=value\" strings")
+    terminal = process.get("terminal", False)
+    if not isinstance(terminal, bool):
+        raise bad("process.terminal", "true or false")
+    cwd = process.get("cwd", "/")
+    if not isinstance(cwd, str):
+        raise bad("process.cwd", "a string")
+    console_size = None
+    size = process.get("consoleSize")
+    if isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):
+        console_size = (size["height"], size["width"])
+    annotations_raw = doc.get("annotations", {}) or {}
+    if not isinstance(annotations_raw, dict):
+        raise bad("annotations", "an object")
+    annotations = {}
+    for key, value in annotations_raw.items():
+        if isinstance(value, (dict, list)):
+            raise bad(f"annotations.{key}", "a string")
+        annotations[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return BundleConfig(
+        bundle=bundle,
+        config_file=config_file,
+        oci_version=oci_version,
+        root_path=root_path,
+        args=tuple(args),
+        env=tuple(env),
+        terminal=terminal,
+        cwd=cwd,
+        annotations=annotations,
+        console_size=console_size,
+    )
+
+
+def load_bundle_config(bundle: str) -> BundleConfig:
+    """Read `<bundle>/config.json` (bundle made absolute) and validate it."""
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        raise InvalidInputError(f"bundle {bundle}: no such directory (pass --bundle DIR holding config.json)")
+    config_file = os.path.join(bundle, "config.json")
+    try:
+        with open(config_file, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{config_file}: no such file (a bundle needs config.json; `crun spec` writes one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{config_file}: cannot read: {exc}") from None
+    return parse_bundle_config(bundle, text)

@@ -1,0 +1,165 @@
+"""Logging: Slurm's level names on top of the standard logging module, text or JSON sinks.
+
+Levels (Slurm's): quiet, fatal, error, info, verbose, debug, debug2 … debug5. Three sinks with
+their own level: stderr (default info), the --log file (text, or JSON lines with the keys
+runc/crun write: level, msg, time — containerd and podman read those to show our errors), and
+syslog (off by default). Nothing is configured at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+LEVEL_NAMES = ("quiet", "fatal", "error", "info", "verbose", "debug", "debug2", "debug3", "debug4", "debug5")
+# Slurm level → logging level. quiet is above everything so nothing passes.
+_PY_LEVEL = {0: 100, 1: 50, 2: 40, 3: 20, 4: 15, 5: 10, 6: 9, 7: 8, 8: 7, 9: 6}
+_PY_TO_NAME = {50: "fatal", 40: "error", 30: "warning", 20: "info", 15: "verbose", 10: "debug", 9: "debug2", 8: "debug3", 7: "debug4", 6: "debug5"}
+# runc/logrus level words for JSON lines.
+_JSON_LEVEL = {"fatal": "fatal", "error": "error", "warning": "warning", "info": "info", "verbose": "debug"}
+
+LOGGER_NAME = "scrun"
+
+
+def parse_level(text: str) -> int:
+    """`debug2` or `6` → 6. Raises ValueError naming the valid words."""
+    value = text.strip().lower()
+    if value.isdigit() and int(value) < len(LEVEL_NAMES):
+        return int(value)
+    if value in LEVEL_NAMES:
+        return LEVEL_NAMES.index(value)
+    raise ValueError(f"invalid log level {text!r}: use one of {', '.join(LEVEL_NAMES)} or 0-9")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    stderr_level: int = 3
+    file_level: int = 3
+    syslog_level: int = 0
+    log_file: str | None = None
+    log_format: str = "text"
+    prog: str = "scrun"
+
+
+def log_config_from(env: Mapping[str, str], *, verbose: int = 0, debug: bool = False,
+                    log_file: str | None = None, log_format: str | None = None,
+                    oci_overrides: Mapping[str, str | None] | None = None) -> LogConfig:
+    """Precedence: defaults < oci.conf *Debug < SCRUN_DEBUG < SCRUN_{STDERR,SYSLOG,FILE}_DEBUG < flags.
+
+    Raises ValueError with the variable's name for a bad value.
+    """
+    stderr, file, syslog = 3, 3, 0
+    for key, which in (("stdio_debug", "stderr"), ("file_debug", "file"), ("syslog_debug", "syslog")):
+        value = (oci_overrides or {}).get(key)
+        if value:
+            level = parse_level(value)
+            stderr, file, syslog = (level if which == "stderr" else stderr, level if which == "file" else file,
+                                    level if which == "syslog" else syslog)
+
+    def env_level(name: str) -> int | None:
+        if name not in env or env[name] == "":
+            return None
+        try:
+            return parse_level(env[name])
+        except ValueError as exc:
+            raise ValueError(f"{name}={env[name]!r}: {exc}") from None
+
+    both = env_level("SCRUN_DEBUG")
+    if both is not None:
+        stderr = file = syslog = both
+    for name in ("SCRUN_STDERR_DEBUG", "SCRUN_SYSLOG_DEBUG", "SCRUN_FILE_DEBUG"):
+        level = env_level(name)
+        if level is None:
+            continue
+        if name == "SCRUN_STDERR_DEBUG":
+            stderr = level
+        elif name == "SCRUN_SYSLOG_DEBUG":
+            syslog = level
+        else:
+            file = level
+    if debug:
+        stderr = max(stderr, 5)
+        file = max(file, 5)
+    stderr = min(stderr + verbose, 9)
+    fmt = (log_format or "text").lower()
+    if fmt not in ("text", "json"):
+        raise ValueError(f"--log-format {log_format!r}: use text or json")
+    return LogConfig(stderr, file, syslog, log_file, fmt)
+
+
+class _TextFormatter(logging.Formatter):
+    def __init__(self, prog: str, with_time: bool):
+        super().__init__()
+        self.prog = prog
+        self.with_time = with_time
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = _PY_TO_NAME.get(record.levelno, record.levelname.lower())
+        prefix = "" if name == "info" else f"{name}: "
+        msg = record.getMessage()
+        if self.with_time:
+            stamp = datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+            return f"[{stamp}] {prefix}{msg}"
+        return f"{self.prog}: {prefix}{msg}"
+
+
+class _JsonFormatter(logging.Formatter):
+    """One object per line: {"level": …, "msg": …, "time": RFC3339} like runc's logrus output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = _PY_TO_NAME.get(record.levelno, "debug")
+        stamp = datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="microseconds")
+        return json.dumps({"level": _JSON_LEVEL.get(name, "debug"), "msg": record.getMessage(), "time": stamp})
+
+
+def setup_logging(config: LogConfig, *, stderr_stream=None) -> logging.Logger:
+    """Install the sinks of `config` on the `scrun` logger (replacing earlier ones)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = False
+    levels = []
+    if config.stderr_level > 0:
+        h = logging.StreamHandler(stderr_stream or sys.stderr)
+        h.setLevel(_PY_LEVEL[config.stderr_level])
+        h.setFormatter(_TextFormatter(config.prog, with_time=False))
+        logger.addHandler(h)
+        levels.append(_PY_LEVEL[config.stderr_level])
+    if config.log_file and config.file_level > 0:
+        try:
+            fh = logging.FileHandler(config.log_file, mode="a", encoding="utf-8", delay=False)
+        except OSError as exc:
+            raise ValueError(f"--log {config.log_file}: cannot open: {exc.strerror}") from None
+        os.chmod(config.log_file, 0o600) if os.stat(config.log_file).st_uid == os.getuid() else None
+        fh.setLevel(_PY_LEVEL[config.file_level])
+        fh.setFormatter(_JsonFormatter() if config.log_format == "json" else _TextFormatter(config.prog, with_time=True))
+        logger.addHandler(fh)
+        levels.append(_PY_LEVEL[config.file_level])
+    if config.syslog_level > 0 and os.path.exists("/dev/log"):
+        from logging.handlers import SysLogHandler
+
+        sh = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_USER)
+        sh.setLevel(_PY_LEVEL[config.syslog_level])
+        sh.setFormatter(logging.Formatter(f"{config.prog}[%(process)d]: %(message)s"))
+        logger.addHandler(sh)
+        levels.append(_PY_LEVEL[config.syslog_level])
+    logger.setLevel(min(levels) if levels else 100)
+    return logger
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+# Slurm-named helpers so call sites read like the man page's levels.
+VERBOSE = 15
+DEBUG2, DEBUG3, DEBUG4, DEBUG5 = 9, 8, 7, 6
+
+
+def py_level(slurm_level: int) -> int:
+    return _PY_LEVEL[max(0, min(9, slurm_level))]

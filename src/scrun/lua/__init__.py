@@ -1,0 +1,1 @@
+"""Lua 5.4 host for the site script scrun.lua."""

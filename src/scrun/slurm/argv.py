@@ -1,0 +1,64 @@
+"""Pure builders of salloc/srun/scancel command lines. Each flag and value is its own element."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# The allocation holder salloc runs once the job is granted: print the job environment
+# (NUL-separated, values may hold newlines), a marker, then block until scrun closes its stdin.
+# Closing stdin — or the anchor dying, which closes it too — ends the holder, and salloc then
+# relinquishes the allocation: the job ends COMPLETED and never outlives its container.
+HOLDER_READY = "__SCRUN_ALLOCATION_READY__"
+HOLDER_SCRIPT = f"env -0; printf '\\0{HOLDER_READY}\\0'; exec cat >/dev/null"
+
+# srun learned --container-id in Slurm 23.02.
+CONTAINER_ID_MIN_VERSION = (23, 2)
+
+
+def build_salloc_argv(salloc: str, job_args: Sequence[str], job_name: str) -> list[str]:
+    """salloc that holds the allocation for the life of the container."""
+    argv = [salloc, *job_args]
+    if not any(a.startswith("--job-name") for a in job_args):
+        argv.append(f"--job-name={job_name}")
+    return [*argv, "--", "/bin/sh", "-c", HOLDER_SCRIPT]
+
+
+def build_srun_argv(
+    srun: str,
+    srun_args: Sequence[str],
+    *,
+    job_id: int,
+    step_name: str,
+    container_id: str,
+    bundle: str,
+    step_args: Sequence[str],
+    pty: bool,
+    args: Sequence[str],
+    slurm_version: tuple[int, ...],
+) -> list[str]:
+    """The container step (upstream scrun's line, minus its /bin/sh wrapper: we resolve srun ourselves)."""
+    argv = [srun, *srun_args, f"--jobid={job_id}", f"--job-name={step_name}", "--no-kill"]
+    if tuple(slurm_version[:2]) >= CONTAINER_ID_MIN_VERSION:
+        argv.append(f"--container-id={container_id}")
+    argv += [f"--container={bundle}", "--export=NONE", *step_args]
+    if pty:
+        argv.append("--pty")
+    return [*argv, "--", *args]
+
+
+def build_remote_command_argv(srun: str, srun_args: Sequence[str], job_id: int, script: str) -> list[str]:
+    """Lua slurm.remote_command: run SCRIPT once per node of the job."""
+    return [srun, *srun_args, f"--jobid={job_id}", "--no-kill", "--job-name=lua-command", "--overlap",
+            "--", "/bin/sh", "-c", script]
+
+
+def build_scancel_argv(scancel: str, job_id: int, *, step: str | None = None, signal: int | None = None) -> list[str]:
+    """scancel for the whole job, or (with `step`) one step; `signal` sends it instead of cancelling."""
+    target = f"{job_id}.{step}" if step is not None else str(job_id)
+    argv = [scancel]
+    if signal is not None:
+        argv.append(f"--signal={signal}")
+    return [*argv, target]
+
+
+def build_step_list_argv(squeue: str, job_id: int) -> list[str]:
+    return [squeue, "--noheader", "--steps", f"--jobs={job_id}", "--format=%i %j"]

@@ -1,0 +1,55 @@
+"""Pure parsers of Slurm command output."""
+from __future__ import annotations
+
+import re
+
+_SALLOC_PATTERNS = (
+    ("pending", re.compile(r"Pending job allocation (\d+)")),
+    ("granted", re.compile(r"Granted job allocation (\d+)")),
+    ("queued", re.compile(r"job (\d+) queued and waiting for resources")),
+    ("allocated", re.compile(r"job (\d+) has been allocated resources")),
+    ("revoked", re.compile(r"Job allocation (\d+) has been revoked")),
+)
+
+
+def parse_salloc_line(line: str) -> tuple[str, int | str] | None:
+    """One stderr line of salloc → (event, job id) or ("error", message), else None."""
+    text = line.strip()
+    for event, pattern in _SALLOC_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            return event, int(m.group(1))
+    m = re.match(r"salloc: (?:error|fatal): (.*)", text)
+    if m:
+        return "error", m.group(1)
+    return None
+
+
+def parse_slurm_version(text: str) -> tuple[int, int, int]:
+    """`slurm-wlm 22.05.8` / `slurm 23.02.7` → (22, 5, 8)."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise ValueError(f"no Slurm version in {text!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def parse_env0(data: bytes) -> dict[str, str]:
+    """`env -0` output → dict; entries without '=' are ignored."""
+    out: dict[str, str] = {}
+    for entry in data.split(b"\0"):
+        if b"=" in entry:
+            key, _, value = entry.partition(b"=")
+            out[key.decode(errors="replace")] = value.decode(errors="replace")
+    return out
+
+
+def parse_step_list(text: str) -> list[tuple[str, str]]:
+    """`squeue --steps --format='%i %j'` → [(step id after the dot, step name)]."""
+    steps = []
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if not parts or "." not in parts[0]:
+            continue
+        step = parts[0].split(".", 1)[1]
+        steps.append((step, parts[1].strip() if len(parts) > 1 else ""))
+    return steps

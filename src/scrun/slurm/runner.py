@@ -1,0 +1,54 @@
+"""The one place scrun runs Slurm commands: logs the argv, maps failures to SlurmError."""
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from scrun.errors import SlurmError
+from scrun.log import DEBUG2, get_logger
+
+
+def _describe(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = 60,
+        check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run a command to completion, capturing stdout and stderr."""
+    log = get_logger()
+    log.log(DEBUG2, "run: %s", _describe(argv))
+    try:
+        proc = subprocess.run(list(argv), env=dict(env) if env is not None else None, input=input,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except FileNotFoundError:
+        raise SlurmError(f"`{argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"`{_describe(argv)}` did not finish within {timeout:.0f}s: is slurmctld reachable?") from None
+    if check and proc.returncode != 0:
+        raise SlurmError(f"`{_describe(argv)}` exited {proc.returncode}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc
+
+
+async def run_async(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = 60,
+                    check: bool = True) -> tuple[int, bytes, bytes]:
+    """run() for the anchor's event loop: returns (returncode, stdout, stderr)."""
+    log = get_logger()
+    log.log(DEBUG2, "run: %s", _describe(argv))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise SlurmError(f"`{argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise SlurmError(f"`{_describe(argv)}` did not finish within {timeout:.0f}s: is slurmctld reachable?") from None
+    assert proc.returncode is not None
+    if check and proc.returncode != 0:
+        raise SlurmError(f"`{_describe(argv)}` exited {proc.returncode}: {err.decode(errors='replace').strip()}")
+    return proc.returncode, out, err

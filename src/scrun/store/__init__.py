@@ -1,0 +1,1 @@
+"""Container records under the state root, written atomically."""

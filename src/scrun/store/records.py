@@ -1,0 +1,137 @@
+"""One JSON record per container at <root>/<id>/state.json, replaced atomically.
+
+The record is the truth for `state` and the fallback for `kill`/`delete` when the anchor is
+gone: it holds the job id, the anchor's pid (with its start time, against pid reuse), the
+status and the exit code. The anchor is its only writer once it runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any
+
+from scrun.core.status import Status
+from scrun.errors import ContainerExistsError, ContainerNotFoundError, ScrunError
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "state.json"
+SOCKET_NAME = "ctl.sock"
+READY_NAME = "request.json"
+
+
+@dataclasses.dataclass
+class ContainerRecord:
+    id: str
+    bundle: str                      # current bundle (after Lua set_bundle_path)
+    orig_bundle: str
+    config_file: str
+    root_path: str
+    orig_root_path: str
+    oci_version: str
+    status: Status = Status.CREATING
+    created: str = ""                # RFC3339, when create was called
+    owner: str = ""
+    uid: int = 0
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    anchor_pid: int = 0
+    anchor_starttime: int = 0        # /proc/<pid>/stat field 22, guards against pid reuse
+    job_id: int | None = None
+    step_id: str | None = None
+    own_allocation: bool = True      # False when running inside an existing job (SLURM_JOB_ID)
+    exit_code: int | None = None
+    slurm_conf: str = ""
+    stopped_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["status"] = self.status.value
+        doc["schema"] = SCHEMA_VERSION
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "ContainerRecord":
+        if doc.get("schema") != SCHEMA_VERSION:
+            raise ScrunError(f"container record schema {doc.get('schema')!r} is not {SCHEMA_VERSION}: delete the container with this scrun version's --force")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in fields}
+        values["status"] = Status(values.get("status", "creating"))
+        return cls(**values)
+
+
+def container_dir(root: str, container_id: str) -> str:
+    return os.path.join(root, container_id)
+
+
+def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
+    """Write to a temporary file in the same directory, fsync-free rename over the target."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_record(root: str, record: ContainerRecord) -> None:
+    write_json_atomic(os.path.join(container_dir(root, record.id), RECORD_NAME), record.to_json())
+
+
+def load_record(root: str, container_id: str) -> ContainerRecord:
+    path = os.path.join(container_dir(root, container_id), RECORD_NAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise ContainerNotFoundError(container_id, root) from None
+    except (OSError, ValueError) as exc:
+        raise ScrunError(f"container `{container_id}`: unreadable record {path}: {exc}") from None
+    return ContainerRecord.from_json(doc)
+
+
+def make_container_dir(root: str, container_id: str) -> str:
+    """Create <root>/<id> (mode 0700); an existing one means the id is taken."""
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    path = container_dir(root, container_id)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        raise ContainerExistsError(container_id) from None
+    return path
+
+
+def process_starttime(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie pid; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parentheses: fields start after the last ')'.
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+def anchor_alive(record: ContainerRecord) -> bool:
+    if record.anchor_pid <= 0:
+        return False
+    start = process_starttime(record.anchor_pid)
+    return start is not None and (record.anchor_starttime == 0 or start == record.anchor_starttime)
+
+
+def live_status(record: ContainerRecord) -> Status:
+    """The recorded status, corrected when the anchor has died (youki's refresh_status)."""
+    if record.status is Status.STOPPED:
+        return Status.STOPPED
+    if not anchor_alive(record):
+        return Status.STOPPED
+    return record.status
