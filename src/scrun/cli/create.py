@@ -110,6 +110,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     console_socket = _abs(args.console_socket)
     if cfg.terminal and not console_socket:
         raise InvalidInputError(f"{cfg.config_file}: process.terminal is true but no --console-socket was given (runc refuses this too)")
+    from scrun.core.executable import check_executable
+
+    check_executable(cfg.root_path, cfg.args[0], cfg.env_dict(), cfg.cwd)
     oci = load_node_config(settings.slurm_conf)
     if oci.path is None:
         log.debug("no oci.conf next to %s: fine for scrun, but compute nodes need one for --container", settings.slurm_conf)

@@ -23,8 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from scrun.cli.teardown import cancel_recorded_job, kill_anchor, remove_state, wait_anchor_gone
 
+    from scrun.errors import ContainerNotFoundError
+
     container_id = validate_container_id(args.id)
-    record = load_record(settings.root, container_id)
+    try:
+        record = load_record(settings.root, container_id)
+    except ContainerNotFoundError:
+        if not args.force:
+            raise
+        remove_state(settings.root, container_id)  # runc: --force succeeds, clears a half-made dir
+        return 0
     status = live_status(record)
     if status is Status.RUNNING and not args.force:
         raise InvalidStatusError(f"cannot delete container `{container_id}` while it is running: kill it first or use --force")

@@ -21,8 +21,9 @@ def time_str2mins(text: str) -> int:
     days = 0
     if "-" in s:
         day_part, s = s.split("-", 1)
-        if not day_part or not s:
-            return INVALID
+        if not day_part.isdigit() or not s:
+            return INVALID  # empty, or a ':' before the '-'
+
         days = int(day_part)
         parts = s.split(":")
         if any(p == "" for p in parts):

@@ -151,9 +151,11 @@ class _Host:
             if kind == "object":
                 return {str(k): to_py(x, depth + 1) for k, x in items}
             keys = [k for k, _ in items]
-            is_seq = all(isinstance(k, int) for k in keys) and sorted(keys) == list(range(1, len(keys) + 1))
-            if kind == "array" or is_seq:
-                return [to_py(v[i], depth + 1) for i in range(1, len(keys) + 1)]
+            ints = all(isinstance(k, int) and k >= 1 for k in keys)
+            is_seq = ints and sorted(keys) == list(range(1, len(keys) + 1))
+            if (kind == "array" and ints) or is_seq:
+                # Holes (a decoded null) come back as null: up to the largest index, not the first nil.
+                return [to_py(v[i], depth + 1) for i in range(1, max(keys, default=0) + 1)]
             return {str(k): to_py(x, depth + 1) for k, x in items}
 
         return json.dumps(to_py(value), separators=(",", ":"))
@@ -186,7 +188,8 @@ class LuaHooks:
         except OSError as exc:
             raise LuaError(f"cannot read {path}: {exc.strerror}") from None
         loader = lua.globals().load
-        chunk, err = loader(source, "@" + path)
+        loaded = loader(source, "@" + path)  # a function, or (nil, message)
+        chunk, err = (loaded[0], loaded[1]) if isinstance(loaded, tuple) else (loaded, None)
         if chunk is None:
             raise LuaError(f"{_clean(err)} (fix the syntax of {path})")
         try:

@@ -1,0 +1,177 @@
+"""Shared fixtures. Tiers: unit (pure), integration (real Slurm), e2e (real podman).
+
+Under CI=true a cluster or podman that is not there is a failure, never a silent skip.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SEED = REPO.parent / "shared" / "seed" / "scrun.1.txt"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+IMAGE = "localhost/busybox:latest"
+
+
+def require(ok: bool, reason: str) -> None:
+    """Skip outside CI; fail loudly in CI."""
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}: run `make cluster` (see README)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _devcluster():
+    spec = importlib.util.spec_from_file_location("devcluster", REPO / "tools" / "devcluster.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll with a deadline instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def sh(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 120)
+    return subprocess.run(argv, **kw)
+
+
+# ------------------------------------------------------------------ cluster and podman
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    ok = shutil.which("scontrol") is not None and sh(["scontrol", "ping"]).returncode == 0
+    if ok:
+        nodes = sh(["sinfo", "-h", "-N", "-o", "%N %T"]).stdout.split("\n")
+        ok = any(line.split()[1].rstrip("*") in ("idle", "mixed", "allocated") for line in nodes if len(line.split()) == 2)
+    require(ok, "the local Slurm cluster is not running (scontrol ping / sinfo)")
+    return [line.split()[0] for line in sh(["sinfo", "-h", "-N", "-o", "%N"]).stdout.split()]
+
+
+@pytest.fixture(scope="session")
+def podman_ready(slurm_cluster):
+    ok = shutil.which("podman") is not None and sh(["podman", "image", "exists", IMAGE]).returncode == 0
+    require(ok, f"podman or the image {IMAGE} is missing")
+    info = sh(["podman", "--runtime", "scrun", "info", "--format", "{{.Host.OCIRuntime.Name}}"])
+    require(info.returncode == 0 and "scrun" in info.stdout, f"podman does not know the scrun runtime: {info.stderr.strip()}")
+    return True
+
+
+# ------------------------------------------------------------------ bundles
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> pathlib.Path:
+    rootfs = tmp_path_factory.mktemp("image") / "rootfs"
+    _devcluster().build_busybox_rootfs(rootfs)
+    return rootfs
+
+
+@pytest.fixture(scope="session")
+def base_config(tmp_path_factory) -> dict:
+    """A full config.json as crun writes it (crun's tests_utils base_config idea)."""
+    where = tmp_path_factory.mktemp("spec")
+    if shutil.which("crun"):
+        sh(["crun", "spec"], cwd=where, check=True)
+        config = json.loads((where / "config.json").read_text())
+    else:
+        config = {"ociVersion": "1.0.0", "process": {"terminal": False, "user": {"uid": 0, "gid": 0},
+                  "args": ["sh"], "env": ["PATH=/bin"], "cwd": "/"}, "root": {"path": "rootfs"}}
+    config["process"]["terminal"] = False
+    config["process"]["env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]
+    return config
+
+
+@pytest.fixture
+def make_bundle(tmp_path, busybox_rootfs, base_config):
+    """make_bundle(args, env=[], mounts={host: dest}) → bundle dir whose root.path is the shared rootfs."""
+
+    def make(args, env=(), mounts=None, terminal=False, root_path=None, name="bundle"):
+        bundle = tmp_path / name
+        bundle.mkdir()
+        config = json.loads(json.dumps(base_config))
+        config["process"]["args"] = list(args)
+        config["process"]["env"] = config["process"]["env"] + list(env)
+        config["process"]["terminal"] = terminal
+        config["root"] = {"path": str(root_path or busybox_rootfs), "readonly": False}
+        for host, dest in (mounts or {}).items():
+            config["mounts"].append({"destination": dest, "type": "bind", "source": str(host), "options": ["rbind", "rw"]})
+        (bundle / "config.json").write_text(json.dumps(config))
+        return bundle
+
+    return make
+
+
+# ------------------------------------------------------------------ scrun
+
+class Scrun:
+    """Runs the real scrun command line with a private --root; remembers ids for leak checks."""
+
+    def __init__(self, root: pathlib.Path):
+        self.root = root
+        self.ids: list[str] = []
+
+    def new_id(self) -> str:
+        cid = f"t{uuid.uuid4().hex[:12]}"
+        self.ids.append(cid)
+        return cid
+
+    def __call__(self, *args: str, env: dict | None = None, timeout: float = 120, input: str | None = None,
+                 global_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run([sys.executable, "-m", "scrun", "--root", str(self.root), *global_args, *args],
+                              capture_output=True, text=True, timeout=timeout, env=full_env, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+    def record(self, cid: str) -> dict:
+        return json.loads((self.root / cid / "state.json").read_text())
+
+    def state(self, cid: str) -> dict:
+        proc = self("state", cid)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+
+def jobs_named(prefixes: list[str]) -> list[str]:
+    out = sh(["squeue", "-h", "-o", "%i %j"]).stdout
+    return [line for line in out.splitlines() if any(p in line for p in prefixes)]
+
+
+@pytest.fixture
+def scrun(tmp_path, request):
+    root = tmp_path / "root"
+    runner = Scrun(root)
+    yield runner
+    # Leak check: whatever a test did, no job may outlive its container once it is deleted.
+    for cid in runner.ids:
+        if (root / cid).exists():
+            runner("delete", "--force", cid)
+    if runner.ids and shutil.which("squeue"):
+        names = [f"scrun:{cid[:12]}" for cid in runner.ids]
+        try:
+            wait_for(lambda: not jobs_named(names), timeout=30, what="the test's jobs to end")
+        except AssertionError:
+            pytest.fail(f"jobs left behind: {jobs_named(names)}")

@@ -1,0 +1,74 @@
+"""Command-line grammar (runc compatible), --version shape, exit codes, stdout purity."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from scrun import OCI_SPEC_VERSION
+from scrun.cli.args import parse_command_line
+from scrun.errors import UsageError
+
+pytestmark = pytest.mark.unit
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "scrun", *args], capture_output=True, text=True, **kw)
+
+
+def test_version_matches_what_docker_and_podman_parse():
+    for flag in ("--version", "-V"):
+        proc = run_cli(flag)
+        assert proc.returncode == 0 and proc.stderr == ""
+        lines = proc.stdout.splitlines()
+        assert re.fullmatch(r"scrun version \d+\.\d+\.\d+", lines[0])
+        assert lines[1].startswith("commit: ") and lines[2] == f"spec: {OCI_SPEC_VERSION}"
+
+
+@pytest.mark.parametrize("argv", [["--bogus", "state", "x"], ["frobnicate", "x"], [], ["kill"], ["state"],
+                                  ["create", "--bundle"], ["create", "--preserve-fds=x", "c"], ["state", "a", "b"]])
+def test_usage_errors_exit_2(argv):
+    proc = run_cli(*argv)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "usage:" in proc.stderr and proc.stderr.startswith("scrun: error: ")
+
+
+def test_help_lists_verbs():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for verb in ("create", "start", "state", "kill", "delete"):
+        assert verb in proc.stdout
+
+
+@pytest.mark.parametrize("argv,check", [
+    (["--rootless", "state", "x"], lambda a: a.rootless is True and a.verb == "state"),
+    (["--rootless", "false", "state", "x"], lambda a: a.rootless is False),
+    (["--rootless=true", "kill", "x", "9"], lambda a: a.signal == "9"),
+    (["--root=/r", "--log", "/l", "--log-format=json", "delete", "-f", "x"], lambda a: a.root == "/r" and a.force and a.log_format == "json"),
+    (["kill", "-a", "x", "KILL"], lambda a: a.all and a.signal == "KILL"),
+    (["kill", "--all", "x"], lambda a: a.all and a.signal == "SIGTERM"),
+    (["create", "--preserve-fds", "3", "c"], lambda a: a.preserve_fds == 3 and a.id == "c"),
+    (["create", "-b", "/b", "--pid-file", "/p", "--console-socket=/s", "--no-pivot", "--no-new-keyring", "c"],
+     lambda a: (a.bundle, a.pid_file, a.console_socket, a.id) == ("/b", "/p", "/s", "c")),
+    (["--systemd-cgroup", "--cgroup-manager", "disabled", "-v", "-v", "--debug", "-f", "/etc/x.conf", "start", "c"],
+     lambda a: a.verbose == 2 and a.debug and a.slurm_conf == "/etc/x.conf"),
+])
+def test_runc_grammar(argv, check):
+    assert check(parse_command_line(argv))
+
+
+def test_unknown_verb_option_is_usage_error():
+    with pytest.raises(UsageError):
+        parse_command_line(["delete", "--bogus", "x"])
+
+
+def test_runtime_error_is_exit_1_and_one_line(tmp_path):
+    proc = run_cli("--root", str(tmp_path), "state", "nope")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+def test_bad_debug_env_is_a_clear_error(tmp_path):
+    proc = run_cli("--root", str(tmp_path), "state", "x", env={"SCRUN_DEBUG": "loud", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1 and "SCRUN_DEBUG='loud'" in proc.stderr

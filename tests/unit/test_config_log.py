@@ -1,0 +1,121 @@
+"""Settings precedence, oci.conf/slurm.conf parsing with file:line, logging sinks and JSON lines."""
+import io
+import json
+import logging
+
+import pytest
+
+from scrun.config.conffile import read_conf
+from scrun.config.settings import build_settings, default_root, load_node_config, parse_oci_conf, resolve_slurm_conf
+from scrun.errors import ConfigError
+from scrun.log import log_config_from, parse_level, setup_logging
+
+pytestmark = pytest.mark.unit
+
+RUN_MODE = 'RunTimeRun="exec crun run --bundle %b %n-%j"\nRunTimeKill="crun kill -a %n-%j"\nRunTimeDelete="crun delete --force %n-%j"\n'
+
+
+def test_slurm_conf_precedence():
+    assert resolve_slurm_conf("/f.conf", {"SLURM_CONF": "/e.conf"}) == "/f.conf"
+    assert resolve_slurm_conf(None, {"SLURM_CONF": "/e.conf"}) == "/e.conf"
+    assert resolve_slurm_conf(None, {}) == "/etc/slurm/slurm.conf"
+
+
+def test_conf_reader_keeps_lines_and_follows_include(tmp_path):
+    (tmp_path / "extra.conf").write_text("PartitionName=p Nodes=ALL\n")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("# comment\nClusterName=c  # trailing\nInclude extra.conf\nSlurmctldHost=h(1.2.3.4)\n")
+    lines = read_conf(str(conf))
+    assert [(l.key, l.value, l.lineno) for l in lines] == [
+        ("ClusterName", "c", 2), ("PartitionName", "p", 1), ("Nodes", "ALL", 1), ("SlurmctldHost", "h(1.2.3.4)", 4)]
+    assert lines[1].path.endswith("extra.conf")
+
+
+def test_oci_conf_values(tmp_path):
+    path = tmp_path / "oci.conf"
+    path.write_text(RUN_MODE + "SrunPath=/opt/slurm/bin/srun\nSrunArgs=--mpi=none\nSrunArgs=--overlap\n"
+                    "DisableCleanup=true\nstdiodebug=debug\nEnvExclude=^SECRET_\n")
+    oci = parse_oci_conf(str(path))
+    assert oci.srun_path == "/opt/slurm/bin/srun" and oci.srun_args == ("--mpi=none", "--overlap")
+    assert oci.disable_cleanup and oci.stdio_debug == "debug"
+
+
+@pytest.mark.parametrize("text,needle", [
+    (RUN_MODE + "Bogus=1\n", ":4: unknown oci.conf key 'Bogus'"),
+    (RUN_MODE + "SrunPath=srun\n", ":4: SrunPath must be an absolute path"),
+    (RUN_MODE + "DisableCleanup=maybe\n", ":4: DisableCleanup='maybe' is not a boolean"),
+    (RUN_MODE + "EnvExclude=(\n", ":4: EnvExclude is not a valid regular expression"),
+    (RUN_MODE + "FileDebug=chatty\n", ":4: FileDebug: invalid log level"),
+    ("SrunArgs=-v\n", "no RunTime* command is set"),
+    (RUN_MODE + 'RunTimeStart="x"\n', "do not form a valid set"),
+    ('RunTimeRun="unterminated\n', ":1: No closing quotation"),
+])
+def test_oci_conf_errors_carry_file_and_line(tmp_path, text, needle):
+    path = tmp_path / "oci.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        parse_oci_conf(str(path))
+    assert needle in str(info.value) and str(path) in str(info.value)
+
+
+def test_missing_slurm_conf_names_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot read .*/nope.conf: No such file \(set SLURM_CONF or pass -f\)"):
+        load_node_config(str(tmp_path / "nope.conf"))
+    (tmp_path / "slurm.conf").write_text("ClusterName=x\n")
+    assert load_node_config(str(tmp_path / "slurm.conf")).path is None  # no oci.conf: not fatal for scrun
+
+
+def test_default_root(tmp_path):
+    assert default_root(0, {}) == ("/run/scrun", None)
+    assert default_root(1000, {"XDG_RUNTIME_DIR": str(tmp_path)}) == (str(tmp_path / "scrun"), None)
+    root, note = default_root(987654, {})
+    assert root == "/tmp/scrun-987654" and "/run/user/987654 does not exist" in note
+
+
+@pytest.mark.parametrize("text,level", [("quiet", 0), ("FATAL", 1), ("error", 2), ("info", 3), ("verbose", 4),
+                                        ("debug", 5), ("debug5", 9), ("7", 7)])
+def test_levels(text, level):
+    assert parse_level(text) == level
+
+
+def test_log_precedence():
+    assert log_config_from({}).stderr_level == 3
+    assert log_config_from({}, oci_overrides={"stdio_debug": "error"}).stderr_level == 2
+    assert log_config_from({"SCRUN_DEBUG": "debug"}, oci_overrides={"stdio_debug": "error"}).stderr_level == 5
+    cfg = log_config_from({"SCRUN_DEBUG": "verbose", "SCRUN_STDERR_DEBUG": "quiet", "SCRUN_FILE_DEBUG": "debug3",
+                           "SCRUN_SYSLOG_DEBUG": "error"})
+    assert (cfg.stderr_level, cfg.file_level, cfg.syslog_level) == (0, 7, 2)
+    assert log_config_from({"SCRUN_STDERR_DEBUG": "error"}, verbose=2).stderr_level == 4
+    assert log_config_from({}, debug=True).stderr_level == 5
+    with pytest.raises(ValueError, match="SCRUN_FILE_DEBUG"):
+        log_config_from({"SCRUN_FILE_DEBUG": "nope"})
+    with pytest.raises(ValueError, match="--log-format"):
+        log_config_from({}, log_format="xml")
+
+
+def test_json_log_lines_have_level_msg_time(tmp_path):
+    log_file = tmp_path / "log.json"
+    stream = io.StringIO()
+    logger = setup_logging(log_config_from({}, log_file=str(log_file), log_format="json"), stderr_stream=stream)
+    logger.error("bad %s", "thing")
+    logger.info("hello")
+    logger.debug("hidden")
+    for h in logger.handlers:
+        h.flush()
+    docs = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(d["level"], d["msg"]) for d in docs] == [("error", "bad thing"), ("info", "hello")]
+    assert all("T" in d["time"] and ("+" in d["time"] or "Z" in d["time"]) for d in docs)
+    assert stream.getvalue() == "scrun: error: bad thing\nscrun: hello\n"
+    setup_logging(log_config_from({"SCRUN_STDERR_DEBUG": "quiet"}), stderr_stream=stream)
+    logging.getLogger("scrun").error("not shown")
+    assert "not shown" not in stream.getvalue()
+
+
+def test_settings_object_is_frozen(tmp_path):
+    s = build_settings(root_flag=str(tmp_path), slurm_conf_flag=None, env={}, uid=0, gid=0, verbose=0, debug=False,
+                       log_file=None, log_format=None)
+    with pytest.raises(Exception):
+        s.root = "/x"
+    with pytest.raises(ConfigError, match="SCRUN_DEBUG"):
+        build_settings(root_flag=None, slurm_conf_flag=None, env={"SCRUN_DEBUG": "x"}, uid=0, gid=0, verbose=0,
+                       debug=False, log_file=None, log_format=None)

@@ -1,0 +1,133 @@
+"""Pure core logic: ids, signals, statuses, exit codes, time strings, bundle parsing."""
+import json
+import signal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scrun.core.bundle import parse_bundle_config
+from scrun.core.exitcode import exit_code_from_returncode
+from scrun.core.executable import check_executable
+from scrun.core.ids import default_job_name, step_name_for, validate_container_id
+from scrun.core.nodebundle import needs_rootfs_shim, shim_config
+from scrun.core.signals import parse_signal
+from scrun.core.status import Status
+from scrun.core.timefmt import time_str2mins
+from scrun.errors import InvalidInputError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("cid", ["abc", "a.b", "A_b-c+d", "0" * 64, "..."])
+def test_valid_ids(cid):
+    assert validate_container_id(cid) == cid
+
+
+@pytest.mark.parametrize("cid", ["", ".", "..", "a/b", "../x", "a b", "$#", "é", "a\nb", "x" * 1025])
+def test_invalid_ids(cid):
+    with pytest.raises(InvalidInputError):
+        validate_container_id(cid)
+
+
+@given(st.text())
+def test_id_validation_never_lets_a_slash_through(text):
+    try:
+        validate_container_id(text)
+    except InvalidInputError:
+        return
+    assert "/" not in text and text not in (".", "..")
+
+
+@pytest.mark.parametrize("text,num", [
+    ("9", 9), ("KILL", 9), ("SIGKILL", 9), ("sigterm", 15), (" TERM ", 15), ("usr1", 10),
+    ("WINCH", signal.SIGWINCH), ("SIGRTMIN+2", signal.SIGRTMIN + 2), ("64", 64), ("SEGV", 11),
+])
+def test_signal_grammar(text, num):
+    assert parse_signal(text) == num
+
+
+@pytest.mark.parametrize("text", ["", "0", "65", "-9", "FOO", "SIGFOO", "9abc", "RTMIN+99", "SIG_DFL"])
+def test_bad_signals(text):
+    with pytest.raises(InvalidInputError):
+        parse_signal(text)
+
+
+def test_status_table_is_exhaustive():
+    table = {
+        Status.CREATING: (False, True, False),
+        Status.CREATED: (True, True, True),
+        Status.RUNNING: (False, True, False),
+        Status.STOPPED: (False, False, True),
+    }
+    assert set(table) == set(Status)
+    for status, (start, kill, delete) in table.items():
+        assert (status.can_start(), status.can_kill(), status.can_delete()) == (start, kill, delete), status
+
+
+@pytest.mark.parametrize("rc,code", [(0, 0), (1, 1), (3, 3), (255, 255), (-9, 137), (-15, 143), (-2, 130)])
+def test_exit_codes(rc, code):
+    assert exit_code_from_returncode(rc) == code
+
+
+@pytest.mark.parametrize("text,mins", [
+    ("90", 90), ("1:30", 2), ("1:00:00", 60), ("1-2", 1560), ("1-2:30", 1590), ("1-0:0:1", 1441),
+    ("0", 0), ("INFINITE", -1), ("unlimited", -1), ("-1", -1), ("2-00:00:00", 2880),
+    ("", -2), ("abc", -2), ("1-2-3", -2), ("1:2:3:4", -2), ("1:-2", -2), ("-5", -2), ("1:", -2), ("1-", -2),
+])
+def test_time_str2mins(text, mins):
+    assert time_str2mins(text) == mins
+
+
+def _config(**process):
+    doc = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+           "process": {"args": ["sh"], "env": ["A=1", "B=x=y"], "cwd": "/", **process},
+           "annotations": {"k": "v", "n": 3}}
+    return json.dumps(doc)
+
+
+def test_bundle_config_parsed():
+    cfg = parse_bundle_config("/b", _config(terminal=True, consoleSize={"height": 24, "width": 80}))
+    assert cfg.root_path == "/b/rootfs" and cfg.args == ("sh",) and cfg.terminal
+    assert cfg.env_dict() == {"A": "1", "B": "x=y"}
+    assert cfg.annotations == {"k": "v", "n": "3"} and cfg.console_size == (24, 80)
+
+
+@pytest.mark.parametrize("text,field", [
+    ("{not json", "not valid JSON"),
+    ("[]", "JSON object"),
+    (json.dumps({"ociVersion": "1", "root": {"path": "r"}, "process": {"args": []}}), "process.args"),
+    (json.dumps({"ociVersion": "1", "root": {"path": "r"}}), "process"),
+    (json.dumps({"ociVersion": "1", "process": {"args": ["a"]}}), "root.path"),
+    (json.dumps({"root": {"path": "r"}, "process": {"args": ["a"]}}), "ociVersion"),
+    (json.dumps({"ociVersion": "1", "root": {"path": "r"}, "process": {"args": ["a"], "terminal": "yes"}}), "process.terminal"),
+    (json.dumps({"ociVersion": "1", "root": {"path": "r"}, "process": {"args": ["a"]}, "annotations": {"a": {}}}), "annotations.a"),
+])
+def test_bad_bundle_configs_name_the_field(text, field):
+    with pytest.raises(InvalidInputError, match=field.replace(".", r"\.")):
+        parse_bundle_config("/b", text)
+
+
+def test_rootfs_shim_only_for_old_slurm():
+    assert needs_rootfs_shim((22, 5, 8), "/b", "/var/lib/x/merged")
+    assert not needs_rootfs_shim((22, 5, 8), "/b", "/b/rootfs")
+    assert not needs_rootfs_shim((23, 2, 0), "/b", "/var/lib/x/merged")
+    assert shim_config({"root": {"path": "/x", "readonly": True}, "a": 1}) == {"root": {"path": "rootfs", "readonly": True}, "a": 1}
+
+
+def test_executable_lookup(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sh").symlink_to("/bin/busybox-that-only-exists-in-the-rootfs")
+    check_executable(str(tmp_path), "sh", {"PATH": "/usr/bin:/bin"})
+    check_executable(str(tmp_path), "/bin/sh", {})
+    with pytest.raises(InvalidInputError, match="not found in \\$PATH"):
+        check_executable(str(tmp_path), "nope", {"PATH": "/bin"})
+    with pytest.raises(InvalidInputError, match="/nonexistent"):
+        check_executable(str(tmp_path), "/nonexistent", {})
+    check_executable(str(tmp_path / "missing-rootfs"), "anything", {})  # not local: the node decides
+
+
+def test_names():
+    assert step_name_for("abc") == "scrun:abc"
+    assert default_job_name("0123456789abcdef", {}) == "scrun:0123456789ab"
+    assert default_job_name("x", {"io.podman.annotations.container.name": "web"}) == "scrun:web"

@@ -1,0 +1,106 @@
+"""scrun.lua host on real Lua 5.4: slurm.* functions, json round trip, hooks, load errors."""
+import json
+import pathlib
+
+import pytest
+
+from scrun.errors import LuaError
+from scrun.lua.host import LuaHooks, check_script
+
+pytestmark = pytest.mark.unit
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+HOOKS = """
+function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env) %s end
+function slurm_scrun_stage_out(id, bundle, orig_bundle, root_path, orig_root_path, spool_dir, config_file, job_id, user_id, group_id) %s end
+"""
+
+
+def script(tmp_path, body_in="return slurm.SUCCESS", body_out="return slurm.SUCCESS", extra=""):
+    path = tmp_path / "scrun.lua"
+    path.write_text(extra + HOOKS % (body_in, body_out))
+    return str(path)
+
+
+def test_time_str2mins_and_constants(tmp_path):
+    hooks = LuaHooks.load(script(tmp_path, extra="""
+        results = {slurm.time_str2mins("90"), slurm.time_str2mins("1:30"), slurm.time_str2mins("1-2"),
+                   slurm.time_str2mins("UNLIMITED"), slurm.time_str2mins("x"), slurm.SUCCESS, slurm.ERROR, slurm.FAILURE}
+    """))
+    assert list(hooks._lua.globals().results.values()) == [90, 2, 1560, -1, -2, 0, -1, -1]
+
+
+def test_paths_commands_and_job_env(tmp_path):
+    out = tmp_path / "seen.json"
+    body = f"""
+        local old_b = slurm.set_bundle_path("/new/bundle")
+        local old_r = slurm.set_root_path("/new/rootfs")
+        local st, text = slurm.allocator_command("echo out; echo err >&2; exit 3")
+        local n = 0
+        for _, e in ipairs(job_env) do n = n + 1 end
+        local f = io.open("{out}", "w")
+        f:write(require('json').encode({{old_b = old_b, old_r = old_r, st = st, text = text, n = n, first = job_env[1],
+                                         id = id, job_id = job_id, uid = user_id}}))
+        f:close()
+        return slurm.SUCCESS
+    """
+    hooks = LuaHooks.load(script(tmp_path, body), {"bundle": "/b", "root_path": "/b/rootfs"})
+    hooks.stage_in("c1", "/b", "/spool", "/b/config.json", 42, 0, 0, ["A=1", "B=2", "C=3"])
+    seen = json.loads(out.read_text())
+    assert seen == {"old_b": "/b", "old_r": "/b/rootfs", "st": 3, "text": "out\nerr\n", "n": 3, "first": "A=1",
+                    "id": "c1", "job_id": 42, "uid": 0}
+    assert (hooks.bundle, hooks.root_path) == ("/new/bundle", "/new/rootfs")
+
+
+def test_json_round_trips_a_podman_config(tmp_path):
+    config = json.loads((DATA / "podman-config.json").read_text())
+    config["linux"]["resources"] = {}
+    config["extra"] = {"empty_list": [], "nested": [{}, [], 1, 2.5, True, None, "s"]}
+    src, dst = tmp_path / "in.json", tmp_path / "out.json"
+    src.write_text(json.dumps(config))
+    hooks = LuaHooks.load(script(tmp_path, f"""
+        local json = require 'json'
+        local f = io.open("{src}"); local c = json.decode(f:read("a")); f:close()
+        local g = io.open("{dst}", "w"); g:write(json.encode(c)); g:close()
+    """))
+    hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
+    back = json.loads(dst.read_text())
+    expected = json.loads(json.dumps(config))
+    assert back == expected
+    assert isinstance(back["process"]["user"]["uid"], int)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("function broken(", "scrun.lua:1"),
+    ("function slurm_scrun_stage_in() end", "slurm_scrun_stage_out is not defined"),
+    ("error('boom at load')", "boom at load"),
+    (HOOKS % ("", "") + "return 7", "returned 7 on load"),
+])
+def test_load_errors_are_clear(tmp_path, text, needle):
+    path = tmp_path / "scrun.lua"
+    path.write_text(text)
+    with pytest.raises(LuaError) as info:
+        check_script(str(path))
+    assert needle in str(info.value)
+
+
+def test_hook_failures(tmp_path):
+    hooks = LuaHooks.load(script(tmp_path, "return slurm.ERROR"))
+    with pytest.raises(LuaError, match="returned -1"):
+        hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
+    hooks = LuaHooks.load(script(tmp_path, "local x = nil; return x.y"))
+    with pytest.raises(LuaError, match="slurm_scrun_stage_in: .*scrun.lua:2"):
+        hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
+
+
+def test_logging_goes_through_scrun_levels(tmp_path, caplog):
+    hooks = LuaHooks.load(script(tmp_path, 'slurm.log_info("n=%d", 5); slurm.log(0, "plain"); slurm.error("bad"); return 0'))
+    import logging
+    logger = logging.getLogger("scrun")
+    logger.propagate = True
+    try:
+        with caplog.at_level(1, logger="scrun"):
+            hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
+    finally:
+        logger.propagate = False
+    assert [r.getMessage() for r in caplog.records] == ["lua: n=5", "lua: plain", "lua: bad"]
+    assert caplog.records[2].levelno == logging.ERROR

@@ -1,0 +1,64 @@
+"""Slurm argv builders (exact, golden) and output parsers (real output samples)."""
+import pytest
+
+from scrun.slurm.argv import (HOLDER_READY, build_remote_command_argv, build_salloc_argv, build_scancel_argv,
+                              build_srun_argv)
+from scrun.slurm.parse import parse_env0, parse_salloc_line, parse_slurm_version, parse_step_list
+
+pytestmark = pytest.mark.unit
+
+
+def srun_argv(version, **kw):
+    args = dict(job_id=12, step_name="scrun:c1", container_id="c1", bundle="/b 1", step_args=("--label",),
+                pty=False, args=("sh", "-c", "echo 'x'; exit 3"), slurm_version=version)
+    args.update(kw)
+    return build_srun_argv("/usr/bin/srun", ("--mpi=none",), **args)
+
+
+def test_srun_argv_22_05_has_no_container_id():
+    assert srun_argv((22, 5, 8)) == [
+        "/usr/bin/srun", "--mpi=none", "--jobid=12", "--job-name=scrun:c1", "--no-kill", "--container=/b 1",
+        "--export=NONE", "--label", "--", "sh", "-c", "echo 'x'; exit 3"]
+
+
+def test_srun_argv_23_02_adds_container_id_and_pty():
+    argv = srun_argv((23, 2, 1), pty=True)
+    assert "--container-id=c1" in argv
+    assert argv[argv.index("--") - 1] == "--pty"
+
+
+def test_salloc_argv_holds_allocation():
+    argv = build_salloc_argv("salloc", ("--time=7",), "scrun:x")
+    assert argv[:3] == ["salloc", "--time=7", "--job-name=scrun:x"]
+    assert argv[3:6] == ["--", "/bin/sh", "-c"] and HOLDER_READY in argv[6]
+    assert build_salloc_argv("salloc", ("--job-name=mine",), "scrun:x").count("--job-name=mine") == 1
+    assert not any(a.startswith("--job-name=scrun") for a in build_salloc_argv("salloc", ("--job-name=mine",), "scrun:x"))
+
+
+def test_scancel_and_remote_command():
+    assert build_scancel_argv("scancel", 5) == ["scancel", "5"]
+    assert build_scancel_argv("scancel", 5, step="0", signal=9) == ["scancel", "--signal=9", "5.0"]
+    assert build_remote_command_argv("srun", (), 5, "ls")[-4:] == ["--", "/bin/sh", "-c", "ls"]
+
+
+@pytest.mark.parametrize("line,parsed", [
+    ("salloc: Granted job allocation 42", ("granted", 42)),
+    ("salloc: Pending job allocation 43", ("pending", 43)),
+    ("salloc: job 43 queued and waiting for resources", ("queued", 43)),
+    ("salloc: job 43 has been allocated resources", ("allocated", 43)),
+    ("salloc: error: Job submit/allocate failed: Invalid partition name specified",
+     ("error", "Job submit/allocate failed: Invalid partition name specified")),
+    ("salloc: Relinquishing job allocation 42", None),
+])
+def test_salloc_lines(line, parsed):
+    assert parse_salloc_line(line) == parsed
+
+
+def test_versions_env_and_steps():
+    assert parse_slurm_version("slurm-wlm 22.05.8") == (22, 5, 8)
+    assert parse_slurm_version("slurm 23.02.7\n") == (23, 2, 7)
+    with pytest.raises(ValueError):
+        parse_slurm_version("nothing")
+    assert parse_env0(b"A=1\0B=x\ny\0junk\0C=\0") == {"A": "1", "B": "x\ny", "C": ""}
+    assert parse_step_list("12.0 scrun:c1\n12.1 lua-command\n12.extern extern\n") == [
+        ("0", "scrun:c1"), ("1", "lua-command"), ("extern", "extern")]

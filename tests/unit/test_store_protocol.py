@@ -1,0 +1,66 @@
+"""Container records (atomic, pid-reuse safe) and the anchor control protocol."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from scrun.anchor.protocol import PROTOCOL_VERSION, ProtocolError, decode, decode_request, encode, reachable_path
+from scrun.core.status import Status
+from scrun.errors import ContainerExistsError, ContainerNotFoundError
+from scrun.store.records import (ContainerRecord, anchor_alive, live_status, load_record, make_container_dir,
+                                 process_starttime, save_record)
+
+pytestmark = pytest.mark.unit
+
+
+def record(**kw):
+    base = dict(id="c1", bundle="/b", orig_bundle="/b", config_file="/b/config.json", root_path="/b/rootfs",
+                orig_root_path="/b/rootfs", oci_version="1.0.2")
+    base.update(kw)
+    return ContainerRecord(**base)
+
+
+def test_record_round_trip_and_duplicate(tmp_path):
+    make_container_dir(str(tmp_path), "c1")
+    with pytest.raises(ContainerExistsError):
+        make_container_dir(str(tmp_path), "c1")
+    rec = record(status=Status.RUNNING, job_id=7, annotations={"a": "b"})
+    save_record(str(tmp_path), rec)
+    assert load_record(str(tmp_path), "c1") == rec
+    assert os.listdir(tmp_path / "c1") == ["state.json"]  # no temp file left
+    with pytest.raises(ContainerNotFoundError, match="does not exist"):
+        load_record(str(tmp_path), "c2")
+
+
+def test_live_status_sees_a_dead_anchor(tmp_path):
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        rec = record(status=Status.RUNNING, anchor_pid=child.pid, anchor_starttime=process_starttime(child.pid))
+        assert anchor_alive(rec) and live_status(rec) is Status.RUNNING
+        assert not anchor_alive(record(anchor_pid=child.pid, anchor_starttime=1))  # pid reused by another process
+    finally:
+        child.kill()
+        child.wait()
+    assert live_status(rec) is Status.STOPPED
+
+
+def test_protocol_round_trip_and_rejects():
+    assert decode(encode({"op": "kill", "signal": 9})) == {"v": PROTOCOL_VERSION, "op": "kill", "signal": 9}
+    with pytest.raises(ProtocolError, match="version"):
+        decode(json.dumps({"v": 99, "op": "start"}).encode())
+    with pytest.raises(ProtocolError, match="unknown op"):
+        decode_request(encode({"op": "exec"}))
+    with pytest.raises(ProtocolError):
+        decode(b"not json")
+
+
+def test_long_socket_paths_go_through_proc(tmp_path):
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    path, dirfd = reachable_path(str(deep / "ctl.sock"))
+    try:
+        assert dirfd is not None and path.startswith("/proc/self/fd/") and len(path) < 100
+    finally:
+        os.close(dirfd)
+    assert reachable_path("/run/x/ctl.sock") == ("/run/x/ctl.sock", None)
