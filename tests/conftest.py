@@ -109,14 +109,17 @@ def base_config(tmp_path_factory) -> dict:
 def make_bundle(tmp_path, busybox_rootfs, base_config):
     """make_bundle(args, env=[], mounts={host: dest}) → bundle dir whose root.path is the shared rootfs."""
 
-    def make(args, env=(), mounts=None, terminal=False, root_path=None, name="bundle"):
+    def make(args, env=(), mounts=None, terminal=False, root_path=None, name="bundle", local_rootfs=False):
+        """local_rootfs: root.path "rootfs" (a link in the bundle) instead of an absolute path as podman writes."""
         bundle = tmp_path / name
         bundle.mkdir()
+        if local_rootfs:
+            (bundle / "rootfs").symlink_to(root_path or busybox_rootfs)
         config = json.loads(json.dumps(base_config))
         config["process"]["args"] = list(args)
         config["process"]["env"] = config["process"]["env"] + list(env)
         config["process"]["terminal"] = terminal
-        config["root"] = {"path": str(root_path or busybox_rootfs), "readonly": False}
+        config["root"] = {"path": "rootfs" if local_rootfs else str(root_path or busybox_rootfs), "readonly": False}
         for host, dest in (mounts or {}).items():
             config["mounts"].append({"destination": dest, "type": "bind", "source": str(host), "options": ["rbind", "rw"]})
         (bundle / "config.json").write_text(json.dumps(config))
@@ -145,6 +148,26 @@ class Scrun:
         return subprocess.run([sys.executable, "-m", "scrun", "--root", str(self.root), *global_args, *args],
                               capture_output=True, text=True, timeout=timeout, env=full_env, input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
+
+    def create(self, cid: str, bundle, *extra: str, env: dict | None = None, stdin=None,
+               global_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """create with the container's stdio on files (the anchor keeps them: pipes would never hit EOF)."""
+        out, err = self.root.parent / f"{cid}.out", self.root.parent / f"{cid}.err"
+        with open(out, "wb") as o, open(err, "wb") as e:
+            proc = subprocess.run([sys.executable, "-m", "scrun", "--root", str(self.root), *global_args, "create",
+                                   "--bundle", str(bundle), "--pid-file", str(self.root.parent / f"{cid}.pid"), *extra, cid],
+                                  stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=o, stderr=e,
+                                  env={**os.environ, **(env or {})}, timeout=120)
+        proc.stdout_path, proc.stderr_path = out, err  # type: ignore[attr-defined]
+        proc.stderr = err.read_text()
+        return proc
+
+    def output(self, cid: str) -> tuple[str, str]:
+        return (self.root.parent / f"{cid}.out").read_text(), (self.root.parent / f"{cid}.err").read_text()
+
+    def wait_stopped(self, cid: str, timeout: float = 60) -> dict:
+        wait_for(lambda: self.state(cid)["status"] == "stopped", timeout, f"{cid} to stop")
+        return self.record(cid)
 
     def record(self, cid: str) -> dict:
         return json.loads((self.root / cid / "state.json").read_text())

@@ -1,0 +1,216 @@
+"""create → start → stopped → delete through the real scrun CLI against the real cluster."""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import jobs_named, sh, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def job_of(scrun, cid):
+    return scrun.record(cid)["job_id"]
+
+
+def squeue_has(job_id) -> bool:
+    return str(job_id) in sh(["squeue", "-h", "-o", "%i"]).stdout.split()
+
+
+def test_create_start_stop_delete(slurm_cluster, scrun, make_bundle, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    bundle = make_bundle(["sh", "-c", "touch /out/started; echo to-stdout; echo to-stderr >&2; exit 3"], mounts={out_dir: "/out"})
+    cid = scrun.new_id()
+    created = scrun.create(cid, bundle)
+    assert created.returncode == 0, created.stderr
+    pid = int((tmp_path / f"{cid}.pid").read_text())
+    os.kill(pid, 0)  # alive
+    state = scrun.state(cid)
+    assert state["status"] == "created" and state["pid"] == pid and state["bundle"] == str(bundle)
+    assert not (out_dir / "started").exists(), "the step ran before start"
+    job = job_of(scrun, cid)
+    assert squeue_has(job)
+
+    started = scrun("start", cid)
+    assert started.returncode == 0 and started.stdout == "" and started.stderr == ""
+    record = scrun.wait_stopped(cid)
+    assert record["exit_code"] == 3
+    assert (out_dir / "started").exists()
+    out, err = scrun.output(cid)
+    assert out == "to-stdout\n"
+    assert "to-stderr\n" in err
+    wait_for(lambda: not squeue_has(job), 20, "the job to end after the container")
+    deleted = scrun("delete", cid)
+    assert deleted.returncode == 0 and deleted.stderr == ""
+    assert not (scrun.root / cid).exists()
+    assert scrun("state", cid).returncode == 1
+
+
+def test_state_output_is_oci_state_and_nothing_else(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["true"])).returncode == 0
+    proc = scrun("state", cid)
+    assert proc.returncode == 0 and proc.stderr == ""
+    doc = json.loads(proc.stdout)
+    assert {"ociVersion", "id", "status", "pid", "bundle", "annotations", "created", "owner"} <= set(doc)
+    assert doc["id"] == cid and doc["status"] in ("created", "running", "stopped")
+    assert scrun("delete", cid).returncode == 0
+
+
+@pytest.mark.parametrize("case", ["no-bundle", "not-json", "no-args", "bad-id", "bad-option", "terminal-no-socket", "no-exe"])
+def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, tmp_path, case):
+    cid = scrun.new_id()
+    bundle = make_bundle(["true"])
+    env = None
+    if case == "no-bundle":
+        bundle = tmp_path / "missing"
+    elif case == "not-json":
+        (bundle / "config.json").write_text("{oops")
+    elif case == "no-args":
+        cfg = json.loads((bundle / "config.json").read_text())
+        del cfg["process"]["args"]
+        (bundle / "config.json").write_text(json.dumps(cfg))
+    elif case == "bad-id":
+        cid = "../escape"
+    elif case == "bad-option":
+        env = {"SCRUN_TIMELIMIT": "abc"}
+    elif case == "terminal-no-socket":
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["terminal"] = True
+        (bundle / "config.json").write_text(json.dumps(cfg))
+    elif case == "no-exe":
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["args"] = ["/no/such/exe"]
+        (bundle / "config.json").write_text(json.dumps(cfg))
+    before = sh(["squeue", "-h", "-o", "%i"]).stdout.split()
+    proc = scrun.create(cid, bundle, env=env)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scrun: error: "), proc.stderr
+    if case == "bad-option":
+        assert 'SCRUN_TIMELIMIT="abc": not a valid time (e.g. 10, 1:30:00, 2-00:00:00)' in lines[0]
+    assert not scrun.root.exists() or os.listdir(scrun.root) == []
+    assert sh(["squeue", "-h", "-o", "%i"]).stdout.split() == before or not jobs_named([f"scrun:{cid[:12]}"])
+
+
+def test_duplicate_id_does_not_touch_the_first(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "30"])).returncode == 0
+    first = scrun.record(cid)
+    again = scrun.create(cid, make_bundle(["true"], name="other"))
+    assert again.returncode == 1 and "exists" in again.stderr
+    assert scrun.record(cid) == first and scrun.state(cid)["status"] == "created"
+    assert scrun("delete", "--force", cid).returncode == 0
+
+
+def test_kill_running_gives_137_and_kill_stopped_errors(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "60"])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    assert scrun.state(cid)["status"] == "running"
+    killed = scrun("kill", cid, "KILL")
+    assert killed.returncode == 0 and killed.stderr == ""
+    assert scrun.wait_stopped(cid, 30)["exit_code"] == 137
+    again = scrun("kill", cid, "9")
+    assert again.returncode == 1 and "not running" in again.stderr
+    assert scrun("kill", "--all", cid, "9").returncode == 0
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_term_reaches_the_container(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    script = "trap 'echo got-term; exit 42' TERM; touch /tmp/ready; while :; do sleep 0.1; done"
+    assert scrun.create(cid, make_bundle(["sh", "-c", script])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    time.sleep(1.0)  # let the shell install its trap
+    assert scrun("kill", cid, "TERM").returncode == 0
+    assert scrun.wait_stopped(cid, 30)["exit_code"] == 42
+    assert "got-term" in scrun.output(cid)[0]
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_kill_before_start_cancels_the_job(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["true"])).returncode == 0
+    job = job_of(scrun, cid)
+    assert scrun("kill", cid).returncode == 0
+    assert scrun.wait_stopped(cid, 30)["exit_code"] == 128 + signal.SIGTERM
+    wait_for(lambda: not squeue_has(job), 20, "the job to go")
+    assert scrun("start", cid).returncode == 1
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_delete_running_needs_force(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "60"])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    refused = scrun("delete", cid)
+    assert refused.returncode == 1 and "--force" in refused.stderr
+    job = job_of(scrun, cid)
+    assert scrun("delete", "--force", cid).returncode == 0
+    assert not (scrun.root / cid).exists()
+    wait_for(lambda: not squeue_has(job), 30, "the job to go")
+
+
+def test_anchor_killed_hard_leaves_nothing(slurm_cluster, scrun, make_bundle, tmp_path):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "60"])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    job = job_of(scrun, cid)
+    os.kill(int((tmp_path / f"{cid}.pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: scrun.state(cid)["status"] == "stopped", 10, "state to notice the dead anchor")
+    assert scrun("delete", cid).returncode == 0
+    wait_for(lambda: not squeue_has(job), 30, "the job of a dead anchor to go")
+
+
+def test_sigterm_to_anchor_cleans_up(slurm_cluster, scrun, make_bundle, tmp_path):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "60"])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    job = job_of(scrun, cid)
+    os.kill(int((tmp_path / f"{cid}.pid").read_text()), signal.SIGTERM)
+    record = scrun.wait_stopped(cid, 30)
+    assert record["exit_code"] == 143
+    wait_for(lambda: not squeue_has(job), 30, "the job to go")
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_scancel_from_outside_is_a_nonzero_exit(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "60"])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    sh(["scancel", str(job_of(scrun, cid))])
+    assert scrun.wait_stopped(cid, 30)["exit_code"] != 0
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_stdin_reaches_the_container(slurm_cluster, scrun, make_bundle, tmp_path):
+    cid = scrun.new_id()
+    data = tmp_path / "in.txt"
+    data.write_text("line one\nline two\n")
+    with open(data, "rb") as stdin:
+        assert scrun.create(cid, make_bundle(["cat"]), stdin=stdin).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    assert scrun.wait_stopped(cid)["exit_code"] == 0
+    assert scrun.output(cid)[0] == "line one\nline two\n"
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_inside_an_existing_allocation(slurm_cluster, scrun, make_bundle):
+    alloc = sh(["salloc", "--no-shell", "--job-name=outer-alloc", "--time=5"])
+    job = int(alloc.stderr.split("Granted job allocation")[1].split()[0])
+    try:
+        cid = scrun.new_id()
+        env = {"SLURM_JOB_ID": str(job)}
+        assert scrun.create(cid, make_bundle(["sh", "-c", "echo job=$SLURM_JOB_ID"]), env=env).returncode == 0
+        assert scrun.record(cid)["own_allocation"] is False
+        assert scrun("start", cid).returncode == 0
+        assert scrun.wait_stopped(cid)["exit_code"] == 0
+        assert scrun.output(cid)[0].strip() == f"job={job}"
+        assert scrun("delete", cid).returncode == 0
+        assert squeue_has(job), "the caller's job must survive its container"
+    finally:
+        sh(["scancel", str(job)])
