@@ -68,6 +68,7 @@ class Anchor:
         self.stop_code: int | None = None
         self.stop_reason = ""
         self.stage_in_entered = False
+        self.job_revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
         self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
 
     # ------------------------------------------------------------------ helpers
@@ -230,6 +231,8 @@ class Anchor:
             event, value = parsed
             if event == "error":
                 errors.append(str(value))
+            elif event == "revoked":
+                self.job_revoked.set()
             elif event in ("pending", "granted") and isinstance(value, int) and self.record.job_id != value:
                 self.record.job_id = value
                 self.save()
@@ -417,10 +420,31 @@ class Anchor:
                 await waiter
         stop.cancel()
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
+        if code == 0 and self.salloc is not None and await self._job_was_revoked():
+            # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
+            code = exit_code_for_signal(signal.SIGKILL)
+            self.stop_reason = self.stop_reason or f"job {self.record.job_id} was cancelled outside scrun"
+            self.log.error("%s", self.stop_reason)
         if self.stop_code is not None and waiter not in done:
             code = self.stop_code
         self.log.info("container step ended with exit code %d", code)
         return code
+
+    async def _job_was_revoked(self) -> bool:
+        """Did salloc report the job revoked? It does so at cancel time, long before srun gives up;
+        only when salloc has already exited do we wait a moment for its last stderr lines."""
+        if self.job_revoked.is_set():
+            return True
+        if not self._salloc_gone():
+            return False
+        try:
+            await asyncio.wait_for(self.job_revoked.wait(), 0.3)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _salloc_gone(self) -> bool:
+        return self.salloc is not None and self.salloc.returncode is not None
 
     # ------------------------------------------------------------------ stopping
 

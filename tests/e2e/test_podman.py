@@ -1,0 +1,160 @@
+"""Real podman, through conmon, with scrun as the runtime; crun runs the same commands as the baseline."""
+import concurrent.futures
+import hashlib
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import IMAGE, jobs_named, sh, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def podman(*args, runtime="scrun", input=None, timeout=120, check=False):
+    proc = subprocess.run(["podman", "--runtime", runtime, *args], capture_output=True, input=input, timeout=timeout,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc
+
+
+def scrun_state_dirs() -> set[str]:
+    try:
+        return set(os.listdir("/run/scrun"))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture
+def name(podman_ready):
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    yield name
+    podman("rm", "-f", "-t", "0", name)
+
+
+def test_crun_baseline(podman_ready):
+    proc = podman("run", "--rm", IMAGE, "sh", "-c", "echo hi; exit 3", runtime="crun")
+    assert proc.stdout == b"hi\n" and proc.returncode == 3
+
+
+def test_echo_hi(podman_ready):
+    proc = podman("run", "--rm", IMAGE, "echo", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"hi\n"
+
+
+@pytest.mark.parametrize("code", [0, 1, 3, 255])
+def test_exit_codes_are_exact(podman_ready, code):
+    assert podman("run", "--rm", IMAGE, "sh", "-c", f"exit {code}").returncode == code
+
+
+def test_self_kill_matches_crun(podman_ready):
+    """`kill -9 $$` from PID 1 is ignored by the kernel: crun gives 0, so must we. A child killed by 9 gives 137."""
+    script = "kill -9 $$"
+    assert podman("run", "--rm", IMAGE, "sh", "-c", script).returncode == podman("run", "--rm", IMAGE, "sh", "-c", script, runtime="crun").returncode
+    child = "sh -c 'kill -9 $$'; exit $?"  # `; exit` stops busybox from exec'ing the child as PID 1
+    assert podman("run", "--rm", IMAGE, "sh", "-c", child).returncode == 137
+    assert podman("run", "--rm", IMAGE, "sh", "-c", child, runtime="crun").returncode == 137
+
+
+def test_stdin_is_delivered_with_eof(podman_ready):
+    proc = podman("run", "-i", "--rm", IMAGE, "cat", input=b"data\n")
+    assert proc.stdout == b"data\n" and proc.returncode == 0
+
+
+def test_large_output_is_byte_exact_and_stderr_separate(podman_ready):
+    proc = podman("run", "--rm", IMAGE, "sh", "-c", "head -c 50000000 /dev/urandom | tee /tmp/x | md5sum >&2; cat /tmp/x", timeout=300)
+    assert proc.returncode == 0
+    assert len(proc.stdout) == 50_000_000
+    assert hashlib.md5(proc.stdout).hexdigest() in proc.stderr.decode()
+    both = podman("run", "--rm", IMAGE, "sh", "-c", "echo OUT; echo ERR >&2")
+    assert both.stdout == b"OUT\n" and b"ERR\n" in both.stderr and b"OUT" not in both.stderr
+
+
+def test_detached_ps_logs_wait_rm(podman_ready, name):
+    podman("run", "-d", "--name", name, IMAGE, "sh", "-c", "echo started; sleep 1; exit 5", check=True)
+    wait_for(lambda: b"started" in podman("logs", name).stdout, 30, "logs")
+    assert podman("wait", name).stdout.strip() == b"5"
+    ps = podman("ps", "-a", "--filter", f"name={name}", "--format", "{{.Status}}").stdout.decode()
+    assert ps.startswith("Exited (5)")
+    podman("rm", name, check=True)
+
+
+def test_kill_and_stop(podman_ready, name):
+    podman("run", "-d", "--name", name, IMAGE, "sleep", "100", check=True)
+    wait_for(lambda: podman("inspect", name, "--format", "{{.State.Status}}").stdout.strip() == b"running", 30, "running")
+    podman("kill", name, check=True)
+    assert podman("wait", name).stdout.strip() == b"137"
+    podman("rm", name, check=True)
+    podman("run", "-d", "--name", name, IMAGE, "sleep", "100", check=True)
+    stop = podman("stop", "-t", "2", name, timeout=60)
+    assert stop.returncode == 0
+    assert podman("wait", name).stdout.strip() in (b"137", b"143")
+
+
+def test_rm_force_of_running_leaves_nothing(podman_ready, name):
+    podman("run", "-d", "--name", name, IMAGE, "sleep", "100", check=True)
+    cid = podman("inspect", name, "--format", "{{.Id}}").stdout.decode().strip()
+    assert cid in scrun_state_dirs()
+    podman("rm", "-f", name, check=True)
+    assert cid not in scrun_state_dirs()
+    wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
+
+
+def test_missing_command_reports_like_crun(podman_ready):
+    proc = podman("run", "--rm", IMAGE, "/nonexistent-cmd")
+    assert proc.returncode == 127
+    assert b"/nonexistent-cmd" in proc.stderr and b"not found" in proc.stderr
+
+
+def test_version_through_podman_info(podman_ready):
+    info = json.loads(podman("info", "--format", "json").stdout)
+    runtime = info["host"]["ociRuntime"]
+    assert runtime["name"] == "scrun" and "scrun version" in runtime["version"]
+
+
+def test_five_concurrent_runs_then_nothing_left(podman_ready):
+    before = scrun_state_dirs()
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda i: podman("run", "--rm", IMAGE, "sh", "-c", f"echo {i}; exit {i}"), range(5)))
+    assert [(r.returncode, r.stdout) for r in results] == [(i, f"{i}\n".encode()) for i in range(5)]
+    assert scrun_state_dirs() <= before
+    assert "anchor" not in sh(["ps", "-eo", "args"]).stdout.replace("scrun.anchor", "anchor") or \
+        not any("scrun.anchor" in line for line in sh(["ps", "-eo", "args"]).stdout.splitlines())
+
+
+def test_job_options_from_podman_env(podman_ready, name):
+    podman("run", "-d", "--name", name, "-e", "SCRUN_JOB_NAME=e2e-named", "-e", "SCRUN_TIMELIMIT=7",
+           "-e", "SCRUN_CPUS_PER_TASK=2", "-e", "SCRUN_MEM_PER_CPU=100", IMAGE, "sleep", "30", check=True)
+    line = wait_for(lambda: sh(["squeue", "-h", "-n", "e2e-named", "-o", "%i"]).stdout.strip(), 30, "the named job")
+    show = sh(["scontrol", "show", "job", line]).stdout
+    assert "JobName=e2e-named" in show and "TimeLimit=00:07:00" in show
+    assert "MinCPUsNode=2" in show and "MinMemoryCPU=100M" in show
+    podman("rm", "-f", name, check=True)
+
+
+def test_container_sees_job_env_and_its_own(podman_ready):
+    proc = podman("run", "--rm", "-e", "MINE=yes", "-e", "SCRUN_PARTITION=debug", IMAGE, "env")
+    env = dict(line.split("=", 1) for line in proc.stdout.decode().splitlines() if "=" in line)
+    assert env["MINE"] == "yes" and env["SLURM_JOB_ID"].isdigit() and env.get("SLURM_JOB_NUM_NODES") == "1"
+    assert not [k for k in env if k.startswith("SCRUN_") and k != "SCRUN_PARTITION"]
+
+
+def test_two_nodes(podman_ready, slurm_cluster):
+    if len(slurm_cluster) < 2:
+        pytest.fail("needs the multi-node cluster (`make cluster` starts 3 slurmd)")
+    # 22.05 gives containers no per-task variables (SLURM_NODEID …): count the copies that ran instead.
+    proc = podman("run", "--rm", "-e", "SCRUN_JOB_NUM_NODES=2", IMAGE, "sh", "-c", "echo nodes=$SLURM_STEP_NUM_NODES")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [b"nodes=2", b"nodes=2"]
+
+
+def test_bad_option_fails_create_cleanly(podman_ready):
+    before = sh(["squeue", "-h", "-o", "%i"]).stdout
+    proc = podman("run", "--rm", "-e", "SCRUN_TIMELIMIT=abc", IMAGE, "true")
+    assert proc.returncode != 0
+    assert b'SCRUN_TIMELIMIT="abc": not a valid time' in proc.stderr
+    assert sh(["squeue", "-h", "-o", "%i"]).stdout == before
