@@ -96,13 +96,13 @@ def test_logging_goes_through_scrun_levels(tmp_path, caplog):
     hooks = LuaHooks.load(script(tmp_path, 'slurm.log_info("n=%d", 5); slurm.log(0, "plain"); slurm.error("bad"); return 0'))
     import logging
     logger = logging.getLogger("scrun")
-    old_level, old_handlers = logger.level, list(logger.handlers)
-    logger.handlers = [caplog.handler]
+    old_level, old_handlers, old_propagate = logger.level, list(logger.handlers), logger.propagate
+    logger.handlers, logger.propagate = [caplog.handler], False
     logger.setLevel(1)
     caplog.handler.setLevel(1)
     try:
         hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
     finally:
-        logger.handlers, logger.level = old_handlers, old_level
+        logger.handlers, logger.level, logger.propagate = old_handlers, old_level, old_propagate
     assert [r.getMessage() for r in caplog.records] == ["lua: n=5", "lua: plain", "lua: bad"]
     assert caplog.records[2].levelno == logging.ERROR

@@ -75,7 +75,10 @@ def build_parser() -> _Parser:
     g.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     g.add_argument("-v", action="count", default=0, dest="verbose", help="more logging on stderr (repeat for more)")
     g.add_argument("--debug", action="store_true", help="debug logging")
-    g.add_argument("-f", dest="slurm_conf", metavar="SLURM_CONF", help="slurm.conf to use (default: $SLURM_CONF, /etc/slurm/slurm.conf)")
+    # --slurm-conf: podman passes no environment to runtimes, only `--runtime-flag NAME=VALUE`
+    # as `--NAME=VALUE`, and a one-letter flag cannot be spelled that way.
+    g.add_argument("-f", "--slurm-conf", dest="slurm_conf", metavar="SLURM_CONF",
+                   help="slurm.conf to use (default: $SLURM_CONF, /etc/slurm/slurm.conf)")
     g.add_argument("--log", metavar="FILE", help="also log to FILE")
     g.add_argument("--log-format", choices=("text", "json"), type=str.lower, help="format of --log (default text)")
     g.add_argument("--root", metavar="DIR", help="state directory (default /run/scrun for root, else $XDG_RUNTIME_DIR/scrun)")

@@ -75,10 +75,13 @@ class _Host:
         self.srun_args: tuple[str, ...] = tuple(context.get("srun_args", ()))
         self.job_id: Callable[[], int | None] = context.get("job_id", lambda: None)
         self.log_sink = get_logger()
+        self.errors: list[str] = []  # error-level messages of the running hook, for its failure text
 
     # logging -------------------------------------------------------------
     def log(self, level: int, msg: str) -> None:
         py = 40 if level < 0 else _LOG_LEVELS.get(int(level), DEBUG4)
+        if py >= 40:
+            self.errors.append(msg)
         self.log_sink.log(py, "lua: %s", msg)
 
     def time_str2mins(self, text: str) -> int:
@@ -206,6 +209,7 @@ class LuaHooks:
         return cls(path, lua, host)
 
     def _call(self, name: str, *args: Any) -> int:
+        self._host.errors.clear()
         fn = self._lua.globals()[name]
         try:
             result = fn(*args)
@@ -225,7 +229,8 @@ class LuaHooks:
         rc = self._call("slurm_scrun_stage_in", container_id, bundle, spool_dir, config_file, job_id, user_id,
                         group_id, env_table)
         if rc != SUCCESS:
-            raise LuaError(f"{self.path}: slurm_scrun_stage_in returned {rc}: staging failed, job cancelled")
+            said = f": {self._host.errors[-1]}" if self._host.errors else ""
+            raise LuaError(f"{self.path}: slurm_scrun_stage_in returned {rc}{said} (staging failed, job cancelled)")
 
     def stage_out(self, container_id: str, bundle: str, orig_bundle: str, root_path: str, orig_root_path: str,
                   spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:
