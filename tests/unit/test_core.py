@@ -131,3 +131,35 @@ def test_names():
     assert step_name_for("abc") == "scrun:abc"
     assert default_job_name("0123456789abcdef", {}) == "scrun:0123456789ab"
     assert default_job_name("x", {"io.podman.annotations.container.name": "web"}) == "scrun:web"
+
+
+from scrun.core.stderrfilter import StderrFilter  # noqa: E402
+
+
+@pytest.mark.parametrize("line", [
+    b"srun: error: n1: task 0: Exited with exit code 3\n",
+    b"srun: error: n2: tasks 0-1: Killed\n",
+    b"srun: Job step aborted: Waiting up to 7 seconds for job step to finish.\n",
+    b"slurmstepd-n1: error: *** STEP 6.0 ON n1 CANCELLED AT 2026-11-25T06:13:31 ***\n",
+    b"slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-11-25T06:13:31 DUE TO TIME LIMIT ***\n",
+])
+def test_srun_status_lines_are_dropped(line):
+    f = StderrFilter()
+    assert f.feed(b"before\n" + line + b"after\n") + f.flush() == b"before\nafter\n"
+
+
+def test_real_errors_and_partial_prompts_pass():
+    f = StderrFilter()
+    assert f.feed(b"srun: error: Unable to create step for job 5: Invalid\n") == b"srun: error: Unable to create step for job 5: Invalid\n"
+    assert f.feed(b"Password: ") == b"Password: "  # not held back: it cannot become srun noise
+    assert f.feed(b"x\nsru") == b"x\n"
+    assert f.feed(b"n: hello\n") == b"srun: hello\n"
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20))
+def test_filter_is_byte_exact_without_noise(chunks):
+    data = b"".join(chunks)
+    if b"srun: " in data or b"slurmstepd" in data:
+        return
+    f = StderrFilter()
+    assert b"".join(f.feed(c) for c in chunks) + f.flush() == data

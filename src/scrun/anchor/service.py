@@ -70,6 +70,8 @@ class Anchor:
         self.stage_in_entered = False
         self.job_revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
         self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
+        self.pty_slave: int | None = None
+        self.stderr_relay: asyncio.Future | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -171,6 +173,8 @@ class Anchor:
 
     async def _create_phase(self) -> bool:
         version_task = asyncio.ensure_future(self._detect_slurm_version())
+        if self.req.terminal:
+            self._setup_terminal()
         if self.req.existing_job_id is not None:
             self.record.job_id = self.req.existing_job_id
             self.record.own_allocation = False
@@ -182,6 +186,19 @@ class Anchor:
         if self.req.lua_script:
             await self._stage_in()
         return True
+
+    def _setup_terminal(self) -> None:
+        """Early, as runc does: conmon waits for the master before create returns."""
+        from scrun.anchor.terminal import open_pty, send_master
+
+        assert self.req.console_socket is not None
+        master, slave, name = open_pty(self.req.console_size)
+        try:
+            send_master(self.req.console_socket, master, name)
+        finally:
+            os.close(master)  # the engine owns the master now
+        self.pty_slave = slave
+        self.log.debug("terminal %s sent to %s", name, self.req.console_socket)
 
     async def _detect_slurm_version(self) -> None:
         try:
@@ -348,9 +365,27 @@ class Anchor:
             pty=self.req.terminal, args=self.req.args, slurm_version=self.slurm_version)
         self.log.debug("launching: %s", argv)
         cwd = self.record.bundle if os.path.isdir(self.record.bundle) else "/"
-        self.srun = await asyncio.create_subprocess_exec(
-            *argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=self.stdio[2],
-            env=self.slurm_env(), cwd=cwd)
+        env = self.slurm_env()
+        if self.pty_slave is not None:
+            from scrun.anchor.terminal import become_controlling_terminal, get_size
+
+            rows, cols = get_size(self.pty_slave)
+            if rows and cols:
+                env.update(SLURM_PTY_WIN_ROW=str(rows), SLURM_PTY_WIN_COL=str(cols))
+            # srun's own messages go to the terminal too, after filtering (a fresh open file
+            # description, so nothing we do to it affects srun's stdin/stdout).
+            stderr_dest = os.open(os.ttyname(self.pty_slave), os.O_WRONLY | os.O_NOCTTY)
+            self.srun = await asyncio.create_subprocess_exec(
+                *argv, stdin=self.pty_slave, stdout=self.pty_slave, stderr=subprocess.PIPE, env=env, cwd=cwd,
+                start_new_session=True, preexec_fn=become_controlling_terminal)
+            os.close(self.pty_slave)  # srun holds it; the remote end closes when the step ends
+            self.pty_slave = None
+        else:
+            stderr_dest = os.dup(self.stdio[2])
+            self.srun = await asyncio.create_subprocess_exec(
+                *argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
+        assert self.srun.stderr is not None
+        self.stderr_relay = asyncio.ensure_future(relay_filtered(self.srun.stderr, stderr_dest))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
         self.close_stdio()
         self.record.step_id = None
@@ -419,6 +454,9 @@ class Anchor:
                     self.srun.kill()
                 await waiter
         stop.cancel()
+        if self.stderr_relay is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
         if code == 0 and self.salloc is not None and await self._job_was_revoked():
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
@@ -463,6 +501,10 @@ class Anchor:
                 self.log.error("%s", exc)
         await self._release_allocation()
         self.close_stdio()
+        if self.pty_slave is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pty_slave)
+            self.pty_slave = None
         if failed_create or self.ready_fd is not None:
             self.notify_create("error", msg=self.stop_reason or "container stopped before it was created")
         self.log.debug("anchor exits %d", code)
@@ -490,6 +532,31 @@ class Anchor:
             await run_async(slurm_argv.build_scancel_argv("scancel", self.record.job_id), env=self.slurm_env(),
                             timeout=30, check=False)
         self.salloc = None
+
+
+async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> None:
+    """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter)."""
+    from scrun.core.stderrfilter import StderrFilter
+
+    filt = StderrFilter()
+
+    def write_all(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dest_fd, view):]
+
+    try:
+        while True:
+            chunk = await reader.read(65536)
+            data = filt.feed(chunk) if chunk else filt.flush()
+            if data:
+                await asyncio.to_thread(write_all, data)
+            if not chunk:
+                return
+    except OSError:
+        pass  # the reader of the container's stderr went away
+    finally:
+        os.close(dest_fd)
 
 
 def now_rfc3339() -> str:

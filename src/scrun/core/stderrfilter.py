@@ -1,0 +1,63 @@
+"""Drop srun's own status lines from the container's stderr; pass everything else byte-exact.
+
+srun reports how tasks ended ("srun: error: n1: task 0: Exited with exit code 3") and
+slurmstepd how steps were cancelled. crun prints nothing of the kind, and the exit code
+already says it, so those exact lines are removed. Real srun errors still pass.
+Streaming: a partial line is held back only while it could still become such a line.
+"""
+from __future__ import annotations
+
+import re
+
+NOISE = re.compile(
+    rb"^(?:"
+    rb"srun: error: \S+: tasks? [0-9,\-]+: (?:Exited with exit code \d+|Killed|Terminated|Aborted|Segmentation fault)"
+    rb"|srun: Job step aborted: Waiting up to \d+ seconds for job step to finish\."
+    rb"|srun: Force Terminated (?:job|JobId=|StepId=)\S*"
+    rb"|slurmstepd(?:-\S+)?: error: \*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+(?: DUE TO [A-Z ]+)? \*\*\*"
+    rb")\r?\n$"
+)
+_PREFIXES = (b"srun: ", b"slurmstepd")
+
+
+def _could_be_noise(partial: bytes) -> bool:
+    return any(p.startswith(partial[: len(p)]) for p in _PREFIXES)
+
+
+class StderrFilter:
+    """feed(chunk) -> bytes to forward now; flush() -> whatever is held at EOF."""
+
+    def __init__(self) -> None:
+        self._held = b""        # start of a line that may still turn into noise
+        self._mid_line = False  # inside a line already forwarded: pass through to its newline
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        data = self._held + chunk
+        self._held = b""
+        while data:
+            if self._mid_line:
+                nl = data.find(b"\n")
+                if nl < 0:
+                    out += data
+                    return bytes(out)
+                out += data[: nl + 1]
+                data = data[nl + 1:]
+                self._mid_line = False
+                continue
+            nl = data.find(b"\n")
+            if nl < 0:
+                if _could_be_noise(data):
+                    self._held = data
+                else:
+                    out += data
+                    self._mid_line = True
+                return bytes(out)
+            line, data = data[: nl + 1], data[nl + 1:]
+            if not NOISE.match(line):
+                out += line
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held

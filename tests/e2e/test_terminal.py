@@ -1,0 +1,85 @@
+"""podman run -it through scrun, driven through a real terminal (tmux)."""
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import IMAGE, jobs_named, require, wait_for
+
+pytestmark = pytest.mark.e2e
+ROWS, COLS = 30, 100
+
+
+class Tmux:
+    def __init__(self):
+        self.name = f"scrun-{uuid.uuid4().hex[:8]}"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(COLS), "-y", str(ROWS)], check=True)
+
+    def send(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def line(self, text: str) -> None:
+        self.send(text, "Enter")
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.name], capture_output=True, text=True).stdout
+
+    def wait(self, needle: str, timeout: float = 60) -> str:
+        """Wait for `needle` on a line that is output, not the command line we typed."""
+        def seen():
+            screen = self.screen()
+            return screen if any(needle in line and "$?" not in line and "echo" not in line for line in screen.splitlines()) else None
+        return wait_for(seen, timeout, f"{needle!r} on the screen")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def term(podman_ready):
+    require(shutil.which("tmux") is not None, "tmux is not installed")
+    t = Tmux()
+    yield t
+    t.close()
+
+
+def test_tty_and_exit_code(term):
+    term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh -c 'test -t 0 && test -t 1 && echo IS-A-TTY; exit 4'; echo RC:$?")
+    screen = term.wait("RC:")
+    assert "IS-A-TTY" in screen and "RC:4" in screen
+    assert "srun: error" not in screen
+
+
+def test_interactive_shell_size_and_exit(term):
+    term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh; echo RC:$?")
+    term.wait("/ #")
+    term.line("echo hel''lo; stty size")
+    screen = term.wait("hello")
+    assert f"{ROWS} {COLS}" in screen
+    term.line("exit 3")
+    assert "RC:3" in term.wait("RC:")
+
+
+def test_ctrl_c_reaches_the_container(term):
+    term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh -c 'trap \"echo got-int; exit 9\" INT; echo armed; sleep 100 & wait'; echo RC:$?")
+    term.wait("armed")
+    term.send("C-c")
+    screen = term.wait("RC:")
+    assert "got-int" in screen and "RC:9" in screen
+
+
+def test_detached_tty_logs_and_rm(podman_ready):
+    name = f"tty-{uuid.uuid4().hex[:8]}"
+    run = subprocess.run(["podman", "--runtime", "scrun", "run", "-dt", "--name", name, IMAGE, "sh", "-c",
+                          "echo from-tty; sleep 100"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    try:
+        wait_for(lambda: "from-tty" in subprocess.run(["podman", "logs", name], capture_output=True, text=True).stdout,
+                 30, "podman logs to show the output")
+    finally:
+        subprocess.run(["podman", "rm", "-f", name], capture_output=True, timeout=120)
+    assert not os.path.exists(f"/run/scrun/{cid}")
+    wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
