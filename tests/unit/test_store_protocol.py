@@ -37,12 +37,12 @@ def test_live_status_sees_a_dead_anchor(tmp_path):
     child = subprocess.Popen(["sleep", "30"])
     try:
         rec = record(status=Status.RUNNING, anchor_pid=child.pid, anchor_starttime=process_starttime(child.pid))
-        assert anchor_alive(rec) and live_status(rec) is Status.RUNNING
+        assert anchor_alive(rec) and live_status(rec) == Status.RUNNING
         assert not anchor_alive(record(anchor_pid=child.pid, anchor_starttime=1))  # pid reused by another process
     finally:
         child.kill()
         child.wait()
-    assert live_status(rec) is Status.STOPPED
+    assert live_status(rec) == Status.STOPPED
 
 
 def test_protocol_round_trip_and_rejects():

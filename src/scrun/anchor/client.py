@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 from scrun.anchor.protocol import ProtocolError, decode, encode, reachable_path
 from scrun.errors import AnchorError
@@ -13,7 +12,7 @@ class AnchorUnreachableError(AnchorError):
     """The anchor's socket is missing or refuses connections: the anchor is gone."""
 
 
-def request(socket_path: str, op: str, *, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+def request(socket_path: str, op: str, *, timeout: float = 30.0, **args: object) -> dict[str, object]:
     """Send {op, **args}; return the reply. Raises AnchorUnreachableError or AnchorError."""
     path, dirfd = reachable_path(socket_path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

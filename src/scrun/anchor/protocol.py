@@ -8,9 +8,9 @@ The anchor checks the peer with SO_PEERCRED: only its own uid and root may talk 
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+
+from scrun import fastjson
 
 PROTOCOL_VERSION = 1
 OPS = ("start", "kill", "delete", "ping")
@@ -22,13 +22,13 @@ class ProtocolError(ValueError):
     """A message that is not valid JSON, has the wrong version, or an unknown op."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps({"v": PROTOCOL_VERSION, **message}, separators=(",", ":")).encode() + b"\n"
+def encode(message: dict[str, object]) -> bytes:
+    return fastjson.dumps({"v": PROTOCOL_VERSION, **message}).encode() + b"\n"
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes) -> dict[str, object]:
     try:
-        message = json.loads(line)
+        message = fastjson.loads(line.decode("utf-8", errors="replace"))
     except ValueError as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(message, dict):
@@ -38,7 +38,7 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def decode_request(line: bytes) -> dict[str, Any]:
+def decode_request(line: bytes) -> dict[str, object]:
     message = decode(line)
     if message.get("op") not in OPS:
         raise ProtocolError(f"unknown op {message.get('op')!r}")

@@ -82,10 +82,10 @@ class Anchor:
     def save(self) -> None:
         save_record(self.req.root, self.record)
 
-    def set_status(self, status: Status) -> None:
+    def set_status(self, status: str) -> None:
         self.record.status = status
         self.save()
-        self.log.debug("status %s", status.value)
+        self.log.debug("status %s", status)
 
     def notify_create(self, event: str, **fields: Any) -> None:
         """Tell the waiting `create` about progress, success or failure (JSON lines on a pipe)."""
@@ -326,10 +326,10 @@ class Anchor:
         op = req["op"]
         status = self.record.status
         if op == "ping":
-            return {"ok": True, "status": status.value}
+            return {"ok": True, "status": status}
         if op == "start":
-            if status is not Status.CREATED or self.stopping.is_set():
-                return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status.value}: only a created container can be started", "kind": "status"}
+            if status != Status.CREATED or self.stopping.is_set():
+                return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
             await self._launch_step()
             return {"ok": True}
         if op == "kill":
@@ -342,7 +342,7 @@ class Anchor:
 
     async def _kill(self, sig: int) -> dict[str, Any]:
         status = self.record.status
-        if status is Status.STOPPED or self.stopping.is_set() and self.srun is None:
+        if status == Status.STOPPED or self.stopping.is_set() and self.srun is None:
             return {"ok": False, "error": f"container `{self.req.id}` is not running", "kind": "status"}
         if self.srun is None:
             # Pending or created: no process exists yet. A signal whose default is to be

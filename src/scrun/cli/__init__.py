@@ -1,21 +1,51 @@
 """Command line: runc's grammar (global options, then the verb and its options, then the id).
 
-Parsing lives here and in cli/args.py; each verb is a module with run(settings, args) -> int.
+The full grammar lives in cli/args.py (argparse); cli/fast.py serves the plain calls engines
+make after `create` without its import cost. Each verb is a module with run(settings, args).
 Errors become exit codes in exactly one place, main().
 """
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from scrun.errors import ScrunError, exit_code_for
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["--version"], ["-V"]):
+        from scrun.version import version_text
+
+        sys.stdout.write(version_text())
+        return 0
+    from scrun.cli.fast import parse_fast
+
+    fast = parse_fast(argv)
+    # Any logging request (flags or SCRUN_*DEBUG) takes the full path, which sets logging up.
+    if fast is not None and not (fast.debug or fast.verbose or _debug_env()):
+        try:
+            from scrun.cli.fast import run_verb
+
+            return run_verb(fast)
+        except ScrunError as exc:
+            return _report_with_settings(argv, exc)
+        except KeyboardInterrupt:
+            return exit_code_for(KeyboardInterrupt())
+        except BrokenPipeError:
+            return 1
+    return _main_full(argv)
+
+
+def _debug_env() -> bool:
+    import os
+
+    return any(os.environ.get(k) for k in ("SCRUN_DEBUG", "SCRUN_STDERR_DEBUG", "SCRUN_FILE_DEBUG", "SCRUN_SYSLOG_DEBUG"))
+
+
+def _main_full(argv: list[str]) -> int:
     from scrun.cli.args import parse_command_line
     from scrun.cli.context import build_settings
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     log = None
     try:
         args = parse_command_line(argv)
@@ -34,6 +64,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(KeyboardInterrupt())
     except BrokenPipeError:
         return 1
+
+
+def _report_with_settings(argv: list[str], exc: ScrunError) -> int:
+    """An error on the fast path: now pay for logging, so --log/--log-format get it too."""
+    log = None
+    try:
+        from scrun.cli.args import parse_command_line
+        from scrun.cli.context import build_settings
+        from scrun.log import setup_logging
+
+        log = setup_logging(build_settings(parse_command_line(argv)).log)
+    except (ScrunError, ValueError):
+        pass
+    _report(log, str(exc))
+    return exc.exit_code
 
 
 def _report(log, message: str) -> None:

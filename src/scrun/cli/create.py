@@ -205,7 +205,7 @@ def _spawn_and_wait(settings: Settings, container_id: str) -> tuple[subprocess.P
 def _undo(settings: Settings, container_id: str, anchor: subprocess.Popen | None) -> None:
     """create failed or was interrupted: stop the anchor (it releases its job) and remove the state."""
     from scrun.cli.teardown import cancel_recorded_job, remove_state
-    from scrun.store.records import load_record
+    from scrun.store.live import read_record
 
     if anchor is not None and anchor.poll() is None:
         anchor.send_signal(signal.SIGTERM)
@@ -215,9 +215,9 @@ def _undo(settings: Settings, container_id: str, anchor: subprocess.Popen | None
             anchor.kill()
             anchor.wait()
     try:
-        record = load_record(settings.root, container_id)
-        if record.job_id is not None:
-            cancel_recorded_job(record)  # harmless when the anchor already released it
+        doc = read_record(settings.root, container_id)
+        if doc.get("job_id") is not None:
+            cancel_recorded_job(doc)  # harmless when the anchor already released it
     except ScrunError:
         pass
     remove_state(settings.root, container_id)

@@ -1,11 +1,11 @@
 """The only code that writes to stdout (besides --version/--help): podman and go-runc parse it."""
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
+
+from scrun import fastjson
 
 
-def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+def print_json(doc: object) -> None:
+    sys.stdout.write(fastjson.dumps(doc, indent=2) + "\n")
     sys.stdout.flush()

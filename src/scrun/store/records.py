@@ -14,10 +14,8 @@ from typing import Any
 
 from scrun.core.status import Status
 from scrun.errors import ContainerExistsError, ContainerNotFoundError, ScrunError
+from scrun.store.live import RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, pid_matches, process_starttime  # noqa: F401
 
-SCHEMA_VERSION = 1
-RECORD_NAME = "state.json"
-SOCKET_NAME = "ctl.sock"
 READY_NAME = "request.json"
 
 
@@ -30,7 +28,7 @@ class ContainerRecord:
     root_path: str
     orig_root_path: str
     oci_version: str
-    status: Status = Status.CREATING
+    status: str = Status.CREATING
     created: str = ""                # RFC3339, when create was called
     owner: str = ""
     uid: int = 0
@@ -46,7 +44,6 @@ class ContainerRecord:
 
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
-        doc["status"] = self.status.value
         doc["schema"] = SCHEMA_VERSION
         return doc
 
@@ -56,7 +53,6 @@ class ContainerRecord:
             raise ScrunError(f"container record schema {doc.get('schema')!r} is not {SCHEMA_VERSION}: delete the container with this scrun version's --force")
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in doc.items() if k in fields}
-        values["status"] = Status(values.get("status", "creating"))
         return cls(**values)
 
 
@@ -107,31 +103,12 @@ def make_container_dir(root: str, container_id: str) -> str:
     return path
 
 
-def process_starttime(pid: int) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie pid; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    # comm may hold spaces and parentheses: fields start after the last ')'.
-    rest = data[data.rindex(b")") + 2:].split()
-    if rest[0] in (b"Z", b"X"):
-        return None
-    return int(rest[19])
-
-
 def anchor_alive(record: ContainerRecord) -> bool:
-    if record.anchor_pid <= 0:
-        return False
-    start = process_starttime(record.anchor_pid)
-    return start is not None and (record.anchor_starttime == 0 or start == record.anchor_starttime)
+    return pid_matches(record.anchor_pid, record.anchor_starttime)
 
 
-def live_status(record: ContainerRecord) -> Status:
+def live_status(record: ContainerRecord) -> str:
     """The recorded status, corrected when the anchor has died (youki's refresh_status)."""
-    if record.status is Status.STOPPED:
-        return Status.STOPPED
-    if not anchor_alive(record):
+    if record.status == Status.STOPPED or not anchor_alive(record):
         return Status.STOPPED
     return record.status

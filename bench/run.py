@@ -1,0 +1,244 @@
+"""scrun benchmarks: what scrun costs over bare Slurm, as ratios against floors measured in this run.
+
+    make bench            (after `make cluster`; writes bench/results/latest.json, prints a table)
+    BENCH_QUICK=1 make bench   fewer repetitions, smaller transfers (a smoke run)
+
+Absolute times on shared machines vary by 2x between machines, so each figure is a ratio of
+medians measured here, now, against a floor: bare `srun --container`, podman with crun,
+`python3 -I -c pass`, `srun … head -c` straight to /dev/null.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+IMAGE = "localhost/busybox:latest"
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+REPS = 5 if QUICK else 15
+SCRUN = [sys.executable, "-m", "scrun"]
+GIB = 1 << 30
+TRANSFER = (256 << 20) if QUICK else GIB
+
+
+def run(argv, allow_fail=False, **kw):
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.run(argv, **kw)
+    if proc.returncode != 0 and not allow_fail:
+        raise SystemExit(f"bench: `{' '.join(map(str, argv))}` exited {proc.returncode}: {proc.stderr!r}")
+    return proc
+
+
+def timed(fn, reps=REPS, warmup=1):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return summary(samples)
+
+
+def summary(samples):
+    samples = sorted(samples)
+    q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [samples[0]] * 9
+    return {"median_s": statistics.median(samples), "p10_s": q[0], "p90_s": q[-1], "n": len(samples)}
+
+
+def ratio(a, b):
+    return a["median_s"] / b["median_s"]
+
+
+def make_bundle(tmp: pathlib.Path) -> pathlib.Path:
+    sys.path.insert(0, str(REPO / "tools"))
+    import devcluster  # noqa: E402
+
+    bundle = tmp / "bundle"
+    devcluster.build_busybox_rootfs(bundle / "rootfs")
+    subprocess.run(["crun", "spec"], cwd=bundle, check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/true"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+def versions():
+    def first_line(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal:"))
+    return {
+        "cores": os.cpu_count(), "memory_gib": round(int(mem) / (1 << 20), 1), "kernel": platform.release(),
+        "python": platform.python_version(), "slurm": first_line(["srun", "--version"]),
+        "crun": first_line(["crun", "--version"]), "podman": first_line(["podman", "--version"]),
+        "scrun": first_line([*SCRUN, "--version"]),
+    }
+
+
+def bench_cycle(bundle, root):
+    def cycle():
+        cid = f"b{uuid.uuid4().hex[:12]}"
+        base = [*SCRUN, "--root", str(root)]
+        # The anchor inherits create's stdio (as conmon's pipes): never hand it a pipe we wait on.
+        run([*base, "create", "--bundle", str(bundle), cid], stderr=subprocess.DEVNULL)
+        run([*base, "start", cid])
+        rec = root / cid / "state.json"
+        while json.loads(rec.read_text())["status"] != "stopped":
+            time.sleep(0.002)
+        run([*base, "delete", cid])
+
+    return timed(cycle)
+
+
+def bench_state_version(bundle, root):
+    cid = f"s{uuid.uuid4().hex[:12]}"
+    base = [*SCRUN, "--root", str(root)]
+    run([*base, "create", "--bundle", str(bundle), cid], stderr=subprocess.DEVNULL)
+    try:
+        state = timed(lambda: run([*base, "state", cid]), reps=REPS * 2)
+        version = timed(lambda: run([*SCRUN, "--version"]), reps=REPS * 2)
+        floor = timed(lambda: run([sys.executable, "-I", "-c", "pass"]), reps=REPS * 2)
+        anchor_pid = json.loads((root / cid / "state.json").read_text())["anchor_pid"]
+        rss_created = rss_mib(anchor_pid)
+    finally:
+        run([*base, "delete", "--force", cid], allow_fail=True)
+    return state, version, floor, rss_created
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_rss_running():
+    name = f"rss-{uuid.uuid4().hex[:8]}"
+    run(["podman", "--runtime", "scrun", "run", "-d", "--name", name, IMAGE, "sleep", "30"])
+    try:
+        cid = subprocess.run(["podman", "inspect", name, "--format", "{{.Id}}"], capture_output=True, text=True).stdout.strip()
+        rec = json.loads(pathlib.Path(f"/run/scrun/{cid}/state.json").read_text())
+        time.sleep(1)
+        return rss_mib(rec["anchor_pid"])
+    finally:
+        run(["podman", "rm", "-f", "-t", "0", name], allow_fail=True)
+
+
+def bench_podman():
+    scrun = timed(lambda: run(["podman", "--runtime", "scrun", "run", "--rm", IMAGE, "true"]))
+    crun = timed(lambda: run(["podman", "--runtime", "crun", "run", "--rm", IMAGE, "true"]))
+    return scrun, crun
+
+
+def bench_throughput(bundle):
+    count = TRANSFER
+    floor = timed(lambda: run(["srun", f"--container={bundle}", "--", "head", "-c", str(count), "/dev/zero"]), reps=2, warmup=0)
+    scrun = timed(lambda: run(["podman", "--runtime", "scrun", "run", "--rm", IMAGE, "head", "-c", str(count), "/dev/zero"]), reps=2, warmup=0)
+    return floor, scrun, count
+
+
+def bench_concurrency():
+    out = {}
+    for n in (1, 10, 50):
+        def one(i):
+            return subprocess.run(["podman", "--runtime", "scrun", "run", "--rm", IMAGE, "sh", "-c", f"exit {i % 3}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode == i % 3
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            ok = sum(pool.map(one, range(n)))
+        wall = time.perf_counter() - t0
+        out[n] = {"ok": ok, "n": n, "wall_s": wall, "per_container_s": wall / n}
+    return out
+
+
+def main() -> int:
+    for tool in ("srun", "salloc", "podman", "crun"):
+        if not shutil.which(tool):
+            print(f"bench: {tool} not found: run `make cluster` first", file=sys.stderr)
+            return 1
+    if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
+        print("bench: slurmctld does not answer: run `make cluster` first", file=sys.stderr)
+        return 1
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="scrun-bench-") as tmp:
+        tmp = pathlib.Path(tmp)
+        bundle = make_bundle(tmp)
+        root = tmp / "root"
+        print("bench: floors and cycle …", file=sys.stderr)
+        srun_floor = timed(lambda: run(["srun", f"--container={bundle}", "--", "/bin/true"]))
+        salloc_floor = timed(lambda: run(["salloc", "--", "srun", f"--container={bundle}", "--", "/bin/true"]))
+        cycle = bench_cycle(bundle, root)
+        print("bench: state, --version …", file=sys.stderr)
+        state, version, py_floor, rss_created = bench_state_version(bundle, root)
+        print("bench: podman …", file=sys.stderr)
+        podman_scrun, podman_crun = bench_podman()
+        print("bench: throughput …", file=sys.stderr)
+        tp_floor, tp_scrun, count = bench_throughput(bundle)
+        print("bench: concurrency …", file=sys.stderr)
+        conc = bench_concurrency()
+        rss_running = bench_rss_running()
+
+    podman_budget = (podman_crun["median_s"] + srun_floor["median_s"])
+    figures = {
+        "cycle_over_srun": {"value": ratio(cycle, srun_floor), "target": "<= 2.5"},
+        "cycle_over_salloc_srun": {"value": ratio(cycle, salloc_floor), "target": "(fairer floor, reported)"},
+        "podman_scrun_over_crun": {"value": ratio(podman_scrun, podman_crun), "target": "reported"},
+        "podman_scrun_over_crun_plus_srun": {"value": podman_scrun["median_s"] / podman_budget, "target": "<= 1.3"},
+        "podman_extra_over_one_srun": {"value": (podman_scrun["median_s"] - podman_crun["median_s"]) / srun_floor["median_s"], "target": "reported"},
+        "state_over_python": {"value": ratio(state, py_floor), "target": "<= 1.5"},
+        "version_over_python": {"value": ratio(version, py_floor), "target": "<= 1.5"},
+        "throughput_scrun_over_srun": {"value": tp_floor["median_s"] / tp_scrun["median_s"], "target": ">= 0.8"},
+        "concurrency_50_succeeded": {"value": conc[50]["ok"], "target": "== 50"},
+        "per_container_50_over_1": {"value": conc[50]["per_container_s"] / conc[1]["per_container_s"], "target": "<= 1.5"},
+        "anchor_rss_mib_running": {"value": rss_running, "target": "<= 30"},
+        "anchor_rss_mib_created": {"value": rss_created, "target": "reported"},
+    }
+    result = {
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "quick": QUICK, "machine": versions(),
+        "raw": {"srun_container_true": srun_floor, "salloc_srun_container_true": salloc_floor, "scrun_cycle": cycle,
+                "scrun_state": state, "scrun_version": version, "python_pass": py_floor,
+                "podman_run_scrun": podman_scrun, "podman_run_crun": podman_crun,
+                "throughput_srun": {**tp_floor, "bytes": count}, "throughput_podman_scrun": {**tp_scrun, "bytes": count},
+                "concurrency": conc},
+        "figures": figures,
+        "duration_s": time.perf_counter() - t_start,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    m = result["machine"]
+    print(f"machine: {m['cores']} cores, {m['memory_gib']} GiB; {m['slurm']}; {m['crun']}; {m['podman']}; {m['scrun']}")
+    print()
+    print("| figure | value | target |")
+    print("|---|---|---|")
+    for key, fig in figures.items():
+        value = fig["value"]
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        print(f"| {key} | {shown} | {fig['target']} |")
+    print()
+    print(f"floors (median): srun --container /bin/true {srun_floor['median_s']*1000:.0f} ms, "
+          f"podman+crun {podman_crun['median_s']*1000:.0f} ms, python -I -c pass {py_floor['median_s']*1000:.1f} ms; "
+          f"total {result['duration_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Reading a container's record on the hot path: plain dicts, nothing heavy imported.
+
+`state`, `start`, `kill` and `delete` use this; store.records adds the typed ContainerRecord
+for the anchor and `create`.
+"""
+from __future__ import annotations
+
+import os
+
+from scrun import fastjson
+from scrun.errors import ContainerNotFoundError, ScrunError
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "state.json"
+SOCKET_NAME = "ctl.sock"
+
+
+def read_record(root: str, container_id: str) -> dict[str, object]:
+    path = os.path.join(root, container_id, RECORD_NAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = fastjson.loads(fh.read())
+    except FileNotFoundError:
+        raise ContainerNotFoundError(container_id, root) from None
+    except (OSError, ValueError) as exc:
+        raise ScrunError(f"container `{container_id}`: unreadable record {path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
+        raise ScrunError(f"container `{container_id}`: record {path} has schema {doc.get('schema') if isinstance(doc, dict) else None!r}, "
+                         f"expected {SCHEMA_VERSION}: delete it with --force")
+    return doc
+
+
+def process_starttime(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie pid; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parentheses: fields start after the last ')'.
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+def pid_matches(pid: int, starttime: int) -> bool:
+    """The recorded anchor still runs (and the pid was not reused by another process)."""
+    if pid <= 0:
+        return False
+    start = process_starttime(pid)
+    return start is not None and (starttime == 0 or start == starttime)
+
+
+def live_status(doc: dict[str, object]) -> str:
+    """The recorded status, corrected to `stopped` when the anchor has died."""
+    status = doc.get("status", "stopped")
+    if status == "stopped" or not pid_matches(doc.get("anchor_pid", 0), doc.get("anchor_starttime", 0)):
+        return "stopped"
+    return status
+
+
+def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
+    """runtime-spec state (ociVersion, id, status, pid, bundle, annotations) plus runc's created/owner."""
+    return {
+        "ociVersion": doc["oci_version"],
+        "id": doc["id"],
+        "status": status,
+        "pid": doc.get("anchor_pid", 0) if status != "stopped" else 0,
+        "bundle": doc["bundle"],
+        "annotations": doc.get("annotations", {}),
+        "created": doc.get("created", ""),
+        "owner": doc.get("owner", ""),
+    }
