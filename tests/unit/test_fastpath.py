@@ -18,10 +18,12 @@ ACCEPTED = [
     ["kill", "c", "9"], ["kill", "--all", "c", "KILL"], ["kill", "-a", "c"], ["delete", "-f", "c"],
     ["--rootless", "delete", "--force", "c"], ["--rootless", "true", "state", "c"], ["--systemd-cgroup", "--cgroup-manager", "cgroupfs", "state", "c"],
     ["-f", "/etc/slurm/slurm.conf", "state", "c"],
+    ["create", "c"], ["create", "--bundle", "/b", "--pid-file=/p", "--console-socket", "/s", "--no-pivot", "c"],
+    ["--log", "/l", "--log-format", "json", "create", "-b", "/b", "--preserve-fds", "3", "--no-new-keyring", "c"],
 ]
 DECLINED = [
     ["state"], ["state", "a", "b"], ["kill", "c", "9", "x"], ["--bogus", "state", "c"], ["--ro", "/r", "state", "c"],
-    ["create", "c"], ["--help"], ["state", "c", "--force"], ["delete", "c", "-f"], ["delete", "--bogus", "c"], [],
+    ["create"], ["create", "c", "d"], ["create", "--preserve-fds", "x", "c"], ["create", "c", "--bundle", "/b"], ["--help"], ["state", "c", "--force"], ["delete", "c", "-f"], ["delete", "--bogus", "c"], [],
     ["--root"], ["--version", "state", "c"],
 ]
 
@@ -31,8 +33,8 @@ def test_fast_path_parses_like_argparse(argv):
     fast = parse_fast(argv)
     full = parse_command_line(argv)
     assert fast is not None
-    for attr in ("root", "log", "log_format", "slurm_conf", "verb", "id"):
-        assert getattr(fast, attr) == getattr(full, attr), attr
+    for attr in ("root", "log", "log_format", "slurm_conf", "verb", "id", "bundle", "pid_file", "console_socket", "preserve_fds"):
+        assert getattr(fast, attr) == getattr(full, attr, None if attr != "preserve_fds" else 0), attr
     assert fast.all == getattr(full, "all", False) and fast.force == getattr(full, "force", False)
     assert fast.signal == getattr(full, "signal", "SIGTERM")
 

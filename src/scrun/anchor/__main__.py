@@ -25,18 +25,36 @@ def _move_stdio(log_path: str) -> tuple[int, int, int]:
     return saved  # type: ignore[return-value]
 
 
+def _wait_for_go(go_fd: int) -> tuple[str, str] | None:
+    """create's hand-over: {"root", "id"} on the pipe, or EOF if create gave up (then do nothing)."""
+    import json
+
+    with os.fdopen(go_fd, "rb") as go:
+        line = go.readline()
+    if not line:
+        return None
+    msg = json.loads(line)
+    return msg["root"], msg["id"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scrun-anchor")
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--id", required=True)
-    parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--go-fd", type=int, required=True)
+    parser.add_argument("--ready-fd", type=int, required=True)
     args = parser.parse_args(argv)
 
+    # Import the heavy part while create still checks its input (the reason for the go pipe).
+    # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
+    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     from scrun.anchor.request import AnchorRequest
     from scrun.anchor.service import Anchor
     from scrun.log import LogConfig, get_logger, py_level, setup_logging
     from scrun.store.records import container_dir
 
+    handed = _wait_for_go(args.go_fd)
+    if handed is None:
+        return 0
+    args.root, args.id = handed
     state_dir = container_dir(args.root, args.id)
     stdio = _move_stdio(os.path.join(state_dir, "anchor.log"))
     request = AnchorRequest.load(args.root, args.id)
@@ -59,4 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    logging.shutdown()
+    # Everything is released and recorded: skip interpreter teardown (asyncio, module GC),
+    # which `delete` would otherwise wait for. Nothing is buffered on stdout (it is the log).
+    os._exit(code)

@@ -1,30 +1,20 @@
 """create: get a Slurm allocation for the container and stage it; returns once it is `created`."""
 from __future__ import annotations
 
-import argparse
-import datetime
-import grp
-import json
 import os
-import pwd
-import shutil
 import signal
 import subprocess
 import sys
 
-from scrun.config.settings import Settings, load_node_config
-from scrun.core.bundle import BundleConfig, load_bundle_config
 from scrun.core.ids import default_job_name, step_name_for, validate_container_id
-from scrun.core.options import build_job_options, merge_option_env
 from scrun.core.status import Status
 from scrun.errors import AnchorError, InvalidInputError, ScrunError, UsageError
-from scrun.log import get_logger
 
 USAGE = "create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] <container-id>"
 ANCHOR_EXIT_TIMEOUT = 60.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser) -> None:
     parser.add_argument("-b", "--bundle", help="bundle directory holding config.json (default: current directory)")
     parser.add_argument("--pid-file", help="write the container's pid (the anchor's) here")
     parser.add_argument("--console-socket", help="unix socket that receives the terminal's master fd")
@@ -37,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _now() -> str:
+    import datetime
+
     return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
@@ -44,8 +36,11 @@ def _abs(path: str | None) -> str | None:
     return os.path.abspath(path) if path else None
 
 
-def _script_env(settings: Settings, container_id: str, cfg: BundleConfig, pid_file: str | None, state_dir: str) -> dict[str, str]:
+def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_dir: str) -> dict[str, str]:
     """The man page's OUTPUT ENVIRONMENT VARIABLES, for Lua and the Slurm commands scrun runs."""
+    import grp
+    import pwd
+
     uid, gid = settings.uid, settings.gid
     try:
         user = pwd.getpwuid(uid).pw_name
@@ -90,6 +85,8 @@ def _existing_job_id(env) -> int | None:
 
 
 def _resolve_srun(srun_path: str, path_env: str) -> str:
+    import shutil
+
     if os.path.isabs(srun_path):
         return srun_path
     found = shutil.which(srun_path, path=path_env)
@@ -98,8 +95,24 @@ def _resolve_srun(srun_path: str, path_env: str) -> str:
     return found
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings, args) -> int:
+    # The anchor first: its interpreter start and asyncio import (~50 ms) overlap our checks.
+    # It waits for a go message and does nothing without one.
+    anchor = getattr(args, "prestarted", None) or PrestartedAnchor.start()
+    try:
+        return _create(settings, args, anchor)
+    finally:
+        anchor.discard()  # no-op once the anchor was handed the container
+
+
+def _create(settings, args, anchor: "PrestartedAnchor") -> int:
+    import pwd
+
     from scrun.anchor.request import AnchorRequest
+    from scrun.config.settings import load_node_config
+    from scrun.core.bundle import load_bundle_config
+    from scrun.core.options import build_job_options, merge_option_env
+    from scrun.log import get_logger
     from scrun.store.records import ContainerRecord, make_container_dir, save_record
 
     log = get_logger()
@@ -141,7 +154,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         root_path=cfg.root_path, orig_root_path=cfg.root_path, oci_version=cfg.oci_version,
         status=Status.CREATING, created=_now(), owner=owner, uid=settings.uid, annotations=cfg.annotations,
         own_allocation=existing_job is None, slurm_conf=settings.slurm_conf)
-    anchor: subprocess.Popen | None = None
     try:
         save_record(settings.root, record)
         AnchorRequest(
@@ -156,53 +168,89 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             log_file=settings.log.log_file, log_format=settings.log.log_format,
             file_level=settings.log.file_level, syslog_level=settings.log.syslog_level, path_env=path_env,
         ).save()
-        anchor, created_pid = _spawn_and_wait(settings, container_id)
+        created_pid = anchor.go_and_wait(settings, container_id)
         if pid_file:
             _write_pid_file(pid_file, created_pid)
     except BaseException:
-        _undo(settings, container_id, anchor)
+        _undo(settings, container_id, anchor.popen if anchor.handed_over else None)
         raise
     return 0
 
 
-def _spawn_and_wait(settings: Settings, container_id: str) -> tuple[subprocess.Popen, int]:
-    """Start the anchor in a new session; relay its progress lines until it says created or failed."""
-    log = get_logger()
-    read_fd, write_fd = os.pipe()
-    try:
-        anchor = subprocess.Popen(
-            [sys.executable, "-I", "-m", "scrun.anchor", "--root", settings.root, "--id", container_id,
-             "--ready-fd", str(write_fd)],
-            pass_fds=(write_fd,), start_new_session=True, close_fds=True)
-    finally:
-        os.close(write_fd)
-    # SIGTERM to create (engine timeout) must still clean up: turn it into an exception.
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        with os.fdopen(read_fd, "rb") as ready:
-            for raw in ready:
-                try:
-                    msg = json.loads(raw)
-                except ValueError:
-                    continue
-                event = msg.get("event")
-                if event == "progress":
-                    log.info("%s", msg.get("msg", ""))
-                elif event == "created":
-                    return anchor, int(msg.get("pid", anchor.pid))
-                elif event == "error":
-                    raise AnchorError(msg.get("msg", "the anchor failed"))
+class PrestartedAnchor:
+    """An anchor process started before create's checks, waiting on a pipe for its container."""
+
+    def __init__(self, popen: subprocess.Popen, go_fd: int, ready_fd: int):
+        self.popen = popen
+        self.go_fd = go_fd
+        self.ready_fd = ready_fd
+        self.handed_over = False
+
+    @classmethod
+    def start(cls) -> "PrestartedAnchor":
+        go_read, go_write = os.pipe()
+        ready_read, ready_write = os.pipe()
         try:
-            code = anchor.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
-        raise AnchorError(f"the anchor of `{container_id}` exited ({code}) before the container was created; "
-                          f"see {os.path.join(settings.root, container_id, 'anchor.log')} with SCRUN_DEBUG=debug")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            popen = subprocess.Popen(
+                [sys.executable, "-I", "-m", "scrun.anchor", "--go-fd", str(go_read), "--ready-fd", str(ready_write)],
+                pass_fds=(go_read, ready_write), start_new_session=True, close_fds=True)
+        finally:
+            os.close(go_read)
+            os.close(ready_write)
+        return cls(popen, go_write, ready_read)
+
+    def discard(self) -> None:
+        """create failed before the hand-over: the anchor has done nothing; end it now."""
+        if self.handed_over:
+            return
+        for fd in (self.go_fd, self.ready_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+    def go_and_wait(self, settings, container_id: str) -> int:
+        """Hand over the container; relay progress lines until the anchor says created or failed."""
+        import json
+
+        from scrun.log import get_logger
+
+        log = get_logger()
+        self.handed_over = True
+        try:
+            os.write(self.go_fd, json.dumps({"root": settings.root, "id": container_id}).encode() + b"\n")
+        finally:
+            os.close(self.go_fd)
+        # SIGTERM to create (engine timeout) must still clean up: turn it into an exception.
+        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            with os.fdopen(self.ready_fd, "rb") as ready:
+                for raw in ready:
+                    try:
+                        msg = json.loads(raw)
+                    except ValueError:
+                        continue
+                    event = msg.get("event")
+                    if event == "progress":
+                        log.info("%s", msg.get("msg", ""))
+                    elif event == "created":
+                        return int(msg.get("pid", self.popen.pid))
+                    elif event == "error":
+                        raise AnchorError(msg.get("msg", "the anchor failed"))
+            try:
+                code = self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise AnchorError(f"the anchor of `{container_id}` exited ({code}) before the container was created; "
+                              f"see {os.path.join(settings.root, container_id, 'anchor.log')} with SCRUN_DEBUG=debug")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def _undo(settings: Settings, container_id: str, anchor: subprocess.Popen | None) -> None:
+def _undo(settings, container_id: str, anchor: subprocess.Popen | None) -> None:
     """create failed or was interrupted: stop the anchor (it releases its job) and remove the state."""
     from scrun.cli.teardown import cancel_recorded_job, remove_state
     from scrun.store.live import read_record
