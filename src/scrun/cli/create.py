@@ -75,6 +75,20 @@ def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_di
     return env
 
 
+def _anchor_log_config(settings, args, oci):
+    """The anchor's levels: oci.conf StdIODebug/FileDebug/SyslogDebug < SCRUN_*DEBUG < flags."""
+    from scrun.errors import ConfigError
+    from scrun.log import log_config_from
+
+    try:
+        return log_config_from(settings.env, verbose=getattr(args, "verbose", 0), debug=getattr(args, "debug", False),
+                               log_file=settings.log.log_file, log_format=settings.log.log_format,
+                               oci_overrides={"stdio_debug": oci.stdio_debug, "file_debug": oci.file_debug,
+                                              "syslog_debug": oci.syslog_debug})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _existing_job_id(env) -> int | None:
     raw = env.get("SLURM_JOB_ID", "")
     if not raw:
@@ -129,6 +143,11 @@ def _create(settings, args, anchor: "PrestartedAnchor") -> int:
     oci = load_node_config(settings.slurm_conf)
     if oci.path is None:
         log.debug("no oci.conf next to %s: fine for scrun, but compute nodes need one for --container", settings.slurm_conf)
+    else:
+        node_keys = sorted(k for k in oci.raw if k not in ("srunpath", "srunargs", "stdiodebug", "filedebug", "syslogdebug"))
+        if node_keys:
+            log.debug("%s: %s apply on the compute nodes (slurmstepd); scrun only checks them", oci.path, ", ".join(node_keys))
+    anchor_log = _anchor_log_config(settings, args, oci)
     options = build_job_options(merge_option_env(settings.env, cfg.env_dict()))
     existing_job = _existing_job_id(settings.env)
     path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
@@ -166,7 +185,7 @@ def _create(settings, args, anchor: "PrestartedAnchor") -> int:
             caller_slurm_env={k: v for k, v in settings.env.items() if k.startswith("SLURM_") or k.startswith("_SLURM_SPANK_OPTION_")},
             lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir),
             log_file=settings.log.log_file, log_format=settings.log.log_format,
-            file_level=settings.log.file_level, syslog_level=settings.log.syslog_level, path_env=path_env,
+            file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
         ).save()
         created_pid = anchor.go_and_wait(settings, container_id)
         if pid_file:
