@@ -2,6 +2,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -208,3 +210,32 @@ def test_inside_an_existing_allocation(slurm_cluster, scrun, make_bundle):
         assert squeue_has(job), "the caller's job must survive its container"
     finally:
         sh(["scancel", str(job)])
+
+
+@pytest.mark.parametrize("how", ["kill", "delete"])
+def test_pending_allocation_shows_progress_and_can_be_cancelled(slurm_cluster, scrun, make_bundle, tmp_path, how):
+    blocker = sh(["salloc", "--no-shell", "--job-name=blocker", "--time=5"])
+    blocker_job = blocker.stderr.split("Granted job allocation")[1].split()[0]
+    try:
+        cid = scrun.new_id()
+        err = tmp_path / "create.err"
+        with open(err, "wb") as fh:
+            create = subprocess.Popen(
+                [sys.executable, "-m", "scrun", "--root", str(scrun.root), "create", "--bundle", str(make_bundle(["true"])), cid],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fh,
+                env={**os.environ, "SCRUN_DEPENDENCY": f"afterok:{blocker_job}"})
+        try:
+            job = wait_for(lambda: (scrun.root / cid / "state.json").exists() and scrun.record(cid).get("job_id"), 30, "the pending job id")
+            wait_for(lambda: "queued and waiting for resources" in err.read_text(), 30, "progress on create's stderr")
+            assert scrun.state(cid)["status"] == "creating"
+            assert squeue_has(job)
+            proc = scrun("kill", cid, "KILL") if how == "kill" else scrun("delete", "--force", cid)
+            assert proc.returncode == 0, proc.stderr
+            assert create.wait(timeout=60) != 0
+        finally:
+            if create.poll() is None:
+                create.kill()
+        wait_for(lambda: not squeue_has(job), 30, "the pending job to be withdrawn")
+        assert not (scrun.root / cid).exists()
+    finally:
+        sh(["scancel", blocker_job])

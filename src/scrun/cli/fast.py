@@ -119,7 +119,15 @@ def run_verb(args: FastArgs) -> int:
         from scrun.cli.context import build_settings
 
         args.prestarted = create.PrestartedAnchor.start()
-        return create.run(build_settings(args), args)
+        try:
+            settings = build_settings(args)
+            from scrun.log import setup_logging
+
+            setup_logging(settings.log)  # create talks on stderr: progress of a pending job
+        except BaseException:
+            args.prestarted.discard()
+            raise
+        return create.run(settings, args)
     if args.verb == "state":
         from scrun.cli import state as verb
     elif args.verb == "start":
