@@ -1,6 +1,8 @@
 # The README's two commands are `make demo` and `make test`; everything they need is set up here.
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's own Python when there is one: every user can run it, and rootless podman runs the
+# runtime as the user (a Python under /root, like pyenv's, is out of their reach).
+PYTHON ?= $(shell test -x /usr/bin/python3 && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := $(CURDIR)/.venv
 SCRUN := $(VENV)/bin/scrun
 NODES ?= 3
@@ -11,6 +13,7 @@ PYTEST_ARGS ?=
 all: test
 
 $(VENV)/.installed: pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
