@@ -37,6 +37,7 @@ STATE_FILE = RUN_DIR / "devcluster.nodes"
 CONTAINERS_CONF = pathlib.Path("/etc/containers/containers.conf")
 MARKER = "# written by scrun tools/devcluster.py"
 IMAGE = "localhost/busybox:latest"
+ROOTLESS_USER = "scrunuser"  # an unprivileged user for rootless podman tests
 
 PACKAGES = [
     "slurmctld", "slurmd", "slurm-client", "munge", "crun", "podman", "conmon",
@@ -405,6 +406,26 @@ def ensure_image() -> None:
              str(tarball), IMAGE])
 
 
+def setup_rootless_user() -> None:
+    """A plain user with subordinate ids and the test image in its own podman storage."""
+    if run(["id", ROOTLESS_USER], check=False).returncode != 0:
+        run(["useradd", "--create-home", "--shell", "/bin/bash", ROOTLESS_USER])
+    for path in ("/etc/subuid", "/etc/subgid"):
+        text = pathlib.Path(path).read_text() if pathlib.Path(path).exists() else ""
+        if not any(line.startswith(ROOTLESS_USER + ":") for line in text.splitlines()):
+            with open(path, "a") as fh:
+                fh.write(f"{ROOTLESS_USER}:200000:65536\n")
+    as_user = ["runuser", "-u", ROOTLESS_USER, "--", "sh", "-c"]
+    if run([*as_user, f"cd /tmp && podman image exists {IMAGE}"], check=False).returncode == 0:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = pathlib.Path(tmp) / "image.tar"
+        run(["podman", "save", "-o", str(archive), IMAGE])
+        archive.chmod(0o644)
+        pathlib.Path(tmp).chmod(0o755)
+        run([*as_user, f"cd /tmp && podman load -q -i {archive}"])
+
+
 def setup_podman(scrun_path: str | None) -> None:
     path = scrun_path or "/usr/local/bin/scrun"
     CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
@@ -412,6 +433,7 @@ def setup_podman(scrun_path: str | None) -> None:
         shutil.copy2(CONTAINERS_CONF, CONTAINERS_CONF.with_name("containers.conf.before-devcluster"))
     write_if_changed(CONTAINERS_CONF, containers_conf(path))
     ensure_image()
+    setup_rootless_user()
 
 
 # ---------------------------------------------------------------- verbs
