@@ -45,6 +45,8 @@ end
 
 function slurm_scrun_stage_out(id, bundle, orig_bundle, root_path, orig_root_path, spool_dir, config_file, job_id, user_id, group_id)
 	if bundle == orig_bundle then return slurm.SUCCESS end
+	-- Commands see scrun's output variables, with SCRUN_BUNDLE already the staged bundle.
+	slurm.allocator_command(string.format('printf "%%s" "$SCRUN_BUNDLE" > %s.bundle-seen', stage_root))
 	local st, out = slurm.allocator_command(string.format("rm -rf -- %s", bundle))
 	if st ~= 0 then slurm.log_error("cleanup failed: %s", out) end
 	return slurm.SUCCESS

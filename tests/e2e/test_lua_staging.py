@@ -38,6 +38,8 @@ def test_project_staging_script(conf_dir, tmp_path):
     first = proc.stdout.decode().splitlines()[0]
     assert re.fullmatch(r"job \d+ env entries \d+ first set", first), first
     assert stage_root.exists() and list(stage_root.iterdir()) == [], "stage_out must remove the staged copy"
+    seen = pathlib.Path(f"{stage_root}.bundle-seen").read_text()
+    assert seen.startswith(f"{stage_root}/job-"), seen
 
 
 def test_failing_stage_in_fails_create_and_leaves_nothing(conf_dir, tmp_path):

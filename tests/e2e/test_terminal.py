@@ -83,3 +83,17 @@ def test_detached_tty_logs_and_rm(podman_ready):
         subprocess.run(["podman", "rm", "-f", name], capture_output=True, timeout=120)
     assert not os.path.exists(f"/run/scrun/{cid}")
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
+
+
+def test_resize_reaches_the_container(term):
+    term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh; echo RC:$?")
+    term.wait("/ #")
+    term.line("stty size")
+    term.wait(f"{ROWS} {COLS}")
+    subprocess.run(["tmux", "resize-window", "-t", term.name, "-x", str(COLS + 20), "-y", str(ROWS + 10)], check=True)
+    import time
+    time.sleep(1)  # conmon → master → SIGWINCH to srun → the node's pty
+    term.line("stty size")
+    term.wait(f"{ROWS + 10} {COLS + 20}")
+    term.line("exit 0")
+    assert "RC:0" in term.wait("RC:")

@@ -59,6 +59,7 @@ class Anchor:
         self.ready_fd = ready_fd
         self.stdio = list(stdio)
         self.env = self._base_env()
+        self.script_env = dict(request.script_env)  # SCRUN_* output variables; Lua may move the bundle
         self.job_env: dict[str, str] = {}
         self.salloc: asyncio.subprocess.Process | None = None
         self.srun: asyncio.subprocess.Process | None = None
@@ -109,7 +110,7 @@ class Anchor:
 
     def slurm_env(self) -> dict[str, str]:
         """Environment of srun, Lua commands and scancel: job variables, PATH, SLURM_CONF, SCRUN_*."""
-        return {**self.req.script_env, **self.job_env, **self.env}
+        return {**self.script_env, **self.job_env, **self.env}
 
     def close_stdio(self) -> None:
         for fd in self.stdio:
@@ -214,7 +215,7 @@ class Anchor:
         try:
             self.salloc = await asyncio.create_subprocess_exec(
                 *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env={**self.req.script_env, **self.env}, cwd="/", start_new_session=True)
+                env={**self.script_env, **self.env}, cwd="/", start_new_session=True)
         except FileNotFoundError:
             raise SlurmError(f"`{salloc}` not found: install slurm-client or set SrunPath in oci.conf") from None
         errors: list[str] = []
@@ -268,9 +269,11 @@ class Anchor:
         await asyncio.to_thread(
             self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
             self.record.job_id or 0, os.getuid(), os.getgid(), job_env)
-        # Lua may have moved the bundle/rootfs: srun and `state` use the new ones.
+        # Lua may have moved the bundle/rootfs: srun, `state` and later commands use the new ones
+        # (upstream leaves SCRUN_BUNDLE/SCRUN_ROOTFS_PATH at the submitted paths).
         self.record.bundle = self.hooks.bundle
         self.record.root_path = self.hooks.root_path
+        self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
 
     def _lua_context(self) -> dict[str, Any]:
