@@ -97,3 +97,25 @@ def test_resize_reaches_the_container(term):
     term.wait(f"{ROWS + 10} {COLS + 20}")
     term.line("exit 0")
     assert "RC:0" in term.wait("RC:")
+
+
+def test_attach_and_detach(term):
+    name = f"att-{uuid.uuid4().hex[:8]}"
+    run = subprocess.run(["podman", "--runtime", "scrun", "run", "-dit", "--name", name, IMAGE, "sh"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    try:
+        term.line(f"podman attach {name}; echo DETACHED:$?")
+        import time
+        time.sleep(1.5)
+        term.line("echo attach''ed-ok")
+        term.wait("attached-ok")
+        term.send("C-p")
+        time.sleep(0.3)
+        term.send("C-q")
+        assert "DETACHED:0" in term.wait("DETACHED:")
+        status = subprocess.run(["podman", "inspect", name, "--format", "{{.State.Status}}"], capture_output=True, text=True)
+        assert status.stdout.strip() == "running"
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=120)
+    assert not os.path.exists(f"/run/scrun/{run.stdout.strip()}")
