@@ -28,8 +28,10 @@ install: venv
 	chmod 755 /usr/local/bin/scrun.tmp
 	mv /usr/local/bin/scrun.tmp /usr/local/bin/scrun
 
-cluster: install
-	$(PYTHON) tools/devcluster.py up --nodes $(NODES) --scrun /usr/local/bin/scrun
+# Packages first (they include Debian's python3-venv, which the venv is built from), then scrun.
+cluster:
+	python3 tools/devcluster.py up --nodes $(NODES) --scrun /usr/local/bin/scrun
+	$(MAKE) --no-print-directory install
 
 cluster-down:
 	$(PYTHON) tools/devcluster.py down

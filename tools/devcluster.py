@@ -42,7 +42,7 @@ ROOTLESS_USER = "scrunuser"  # an unprivileged user for rootless podman tests
 PACKAGES = [
     "slurmctld", "slurmd", "slurm-client", "munge", "crun", "podman", "conmon",
     "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
-    "iproute2", "procps",
+    "iproute2", "procps", "python3-venv",
 ]
 
 
