@@ -161,3 +161,10 @@ def test_bad_option_fails_create_cleanly(podman_ready):
     assert proc.returncode != 0
     assert b'SCRUN_TIMELIMIT="abc": not a valid time' in proc.stderr
     assert sh(["squeue", "-h", "-o", "%i"]).stdout == before
+
+
+def test_exec_says_why_not(podman_ready, name):
+    podman("run", "-d", "--name", name, IMAGE, "sleep", "60", check=True)
+    proc = podman("exec", name, "true")
+    assert proc.returncode != 0
+    assert b"not supported by scrun" in proc.stderr and b"srun --jobid" in proc.stderr

@@ -72,3 +72,11 @@ def test_runtime_error_is_exit_1_and_one_line(tmp_path):
 def test_bad_debug_env_is_a_clear_error(tmp_path):
     proc = run_cli("--root", str(tmp_path), "state", "x", env={"SCRUN_DEBUG": "loud", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1 and "SCRUN_DEBUG='loud'" in proc.stderr
+
+
+@pytest.mark.parametrize("verb", ["exec", "pause", "resume", "ps", "update", "run", "list", "checkpoint", "restore",
+                                  "events", "spec", "features"])
+def test_other_runc_verbs_say_why_not(verb, tmp_path):
+    proc = run_cli("--root", str(tmp_path), verb, "--process", "/p", "--detach", "c")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"scrun: error: `{verb}` is not supported by scrun: ") and proc.stderr.count("\n") == 1

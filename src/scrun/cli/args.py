@@ -59,6 +59,13 @@ def build_parser() -> _Parser:
                            usage=f"scrun [global options] {module.USAGE}")
         module.add_arguments(p)
         p.set_defaults(command=module)
+    from scrun.cli import unsupported
+
+    for name in unsupported.REASONS:
+        # Known runc verbs get a reason, not "invalid choice"; hidden from the verb list.
+        p = sub.add_parser(name, add_help=False, prefix_chars="\0")
+        unsupported.add_arguments(p)
+        p.set_defaults(command=unsupported)
     return parser
 
 

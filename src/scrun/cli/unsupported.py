@@ -1,0 +1,30 @@
+"""runc verbs scrun does not offer: a clear error that says why and what to use instead."""
+from __future__ import annotations
+
+from scrun.errors import ScrunError
+
+USAGE = "<exec|pause|resume|ps|update|run|list|checkpoint|restore|events|spec|features> …"
+
+REASONS = {
+    "exec": "a container runs as a Slurm job step on a compute node; run more in its allocation with "
+            "`srun --jobid <job> --overlap --container <bundle> …` (`scrun state` shows the bundle)",
+    "pause": "Slurm can suspend whole jobs only: `scontrol suspend <job>` (root)",
+    "resume": "Slurm can resume whole jobs only: `scontrol resume <job>` (root)",
+    "ps": "the processes run on a compute node: `squeue --steps --jobs <job>` or `sstat`",
+    "update": "resources are the job's: change them with `scontrol update job=<job> …`",
+    "run": "use create then start (what podman and docker do)",
+    "list": "list containers with `ls` of the state root or `squeue --name 'scrun:*'`",
+    "checkpoint": "Slurm jobs have no container checkpointing",
+    "restore": "Slurm jobs have no container checkpointing",
+    "events": "there are no local cgroup events; use `sstat --jobs <job>`",
+    "spec": "write config.json with `crun spec` or `runc spec`",
+    "features": "not implemented yet",
+}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("rest", nargs="*", help="ignored")
+
+
+def run(settings, args) -> int:
+    raise ScrunError(f"`{args.verb}` is not supported by scrun: {REASONS[args.verb]}")
