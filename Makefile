@@ -8,7 +8,7 @@ SCRUN := $(VENV)/bin/scrun
 NODES ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: all venv install cluster cluster-down demo test unit bench clean
+.PHONY: all venv install cluster cluster-down demo test unit lint bench clean
 
 all: test
 
@@ -42,7 +42,10 @@ demo: cluster
 unit: venv
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
-test: cluster
+lint: venv
+	$(VENV)/bin/ruff check src tests tools bench
+
+test: cluster lint
 	CI=$${CI:-true} $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: cluster

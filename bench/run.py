@@ -85,7 +85,7 @@ def versions():
         except (OSError, IndexError):
             return "?"
 
-    mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal:"))
+    mem = next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
     return {
         "cores": os.cpu_count(), "memory_gib": round(int(mem) / (1 << 20), 1), "kernel": platform.release(),
         "python": platform.python_version(), "slurm": first_line(["srun", "--version"]),
@@ -231,7 +231,7 @@ def report(m, t_start):
         "anchor_rss_mib_created": {"value": rss_created, "target": "reported"},
     }
     result = {
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "when": datetime.datetime.now(datetime.UTC).isoformat(),
         "quick": QUICK, "machine": versions(),
         "raw": {"srun_container_true": srun_floor, "salloc_srun_container_true": salloc_floor, "scrun_cycle": cycle,
                 "scrun_state": state, "scrun_version": version, "python_pass": py_floor,

@@ -23,7 +23,7 @@ def test_json_log_gets_the_error(scrun, make_bundle, tmp_path):
     proc = scrun.create(cid, make_bundle(["/no/such/program"]), global_args=("--log", str(log), "--log-format", "json"))
     assert proc.returncode == 1
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert any(l["level"] == "error" and "/no/such/program" in l["msg"] and l["time"] for l in lines)
+    assert any(d["level"] == "error" and "/no/such/program" in d["msg"] and d["time"] for d in lines)
 
 
 def test_oci_conf_file_debug_reaches_the_anchor(scrun, make_bundle, conf_dir):

@@ -26,7 +26,7 @@ def test_conf_reader_keeps_lines_and_follows_include(tmp_path):
     conf = tmp_path / "slurm.conf"
     conf.write_text("# comment\nClusterName=c  # trailing\nInclude extra.conf\nSlurmctldHost=h(1.2.3.4)\n")
     lines = read_conf(str(conf))
-    assert [(l.key, l.value, l.lineno) for l in lines] == [
+    assert [(c.key, c.value, c.lineno) for c in lines] == [
         ("ClusterName", "c", 2), ("PartitionName", "p", 1), ("Nodes", "ALL", 1), ("SlurmctldHost", "h(1.2.3.4)", 4)]
     assert lines[1].path.endswith("extra.conf")
 
@@ -114,7 +114,8 @@ def test_json_log_lines_have_level_msg_time(tmp_path):
 def test_settings_object_is_frozen(tmp_path):
     s = build_settings(root_flag=str(tmp_path), slurm_conf_flag=None, env={}, uid=0, gid=0, verbose=0, debug=False,
                        log_file=None, log_format=None)
-    with pytest.raises(Exception):
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.root = "/x"
     with pytest.raises(ConfigError, match="SCRUN_DEBUG"):
         build_settings(root_flag=None, slurm_conf_flag=None, env={"SCRUN_DEBUG": "x"}, uid=0, gid=0, verbose=0,

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     from scrun.anchor.request import AnchorRequest
     from scrun.anchor.service import Anchor
-    from scrun.log import LogConfig, get_logger, py_level, setup_logging
+    from scrun.log import LogConfig, py_level, setup_logging
     from scrun.store.records import container_dir
 
     handed = _wait_for_go(args.go_fd)

@@ -29,7 +29,7 @@ def request(socket_path: str, op: str, *, timeout: float = 30.0, **args: object)
             if not chunk:
                 break
             data += chunk
-    except socket.timeout:
+    except TimeoutError:
         raise AnchorError(f"anchor at {socket_path} did not answer `{op}` within {timeout:.0f}s") from None
     except OSError as exc:
         raise AnchorUnreachableError(f"anchor socket {socket_path}: {exc.strerror or exc}") from None

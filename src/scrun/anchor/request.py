@@ -41,7 +41,7 @@ class AnchorRequest:
         write_json_atomic(os.path.join(container_dir(self.root, self.id), READY_NAME), doc)
 
     @classmethod
-    def load(cls, root: str, container_id: str) -> "AnchorRequest":
+    def load(cls, root: str, container_id: str) -> AnchorRequest:
         with open(os.path.join(container_dir(root, container_id), READY_NAME), encoding="utf-8") as fh:
             doc: dict[str, Any] = json.load(fh)
         for key in ("args", "job_args", "step_args", "srun_args"):

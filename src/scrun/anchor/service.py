@@ -451,7 +451,7 @@ class Anchor:
             await self._signal_step(signal.SIGKILL)
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), STEP_STOP_TIMEOUT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.log.error("srun did not end %ss after SIGKILL of the step; killing srun", STEP_STOP_TIMEOUT)
                 with contextlib.suppress(ProcessLookupError):
                     self.srun.kill()
@@ -480,7 +480,7 @@ class Anchor:
             return False
         try:
             await asyncio.wait_for(self.job_revoked.wait(), 0.3)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -527,7 +527,7 @@ class Anchor:
                 proc.send_signal(signal.SIGTERM)  # pending: salloc withdraws the request
         try:
             await asyncio.wait_for(proc.wait(), RELEASE_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.log.error("salloc did not release job %s within %ss; cancelling it", self.record.job_id, RELEASE_TIMEOUT)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -563,4 +563,4 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> None:
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")

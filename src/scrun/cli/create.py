@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 def _now() -> str:
     import datetime
 
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _abs(path: str | None) -> str | None:
@@ -119,7 +119,7 @@ def run(settings, args) -> int:
         anchor.discard()  # no-op once the anchor was handed the container
 
 
-def _create(settings, args, anchor: "PrestartedAnchor") -> int:
+def _create(settings, args, anchor: PrestartedAnchor) -> int:
     import pwd
 
     from scrun.anchor.request import AnchorRequest
@@ -206,7 +206,7 @@ class PrestartedAnchor:
         self.handed_over = False
 
     @classmethod
-    def start(cls) -> "PrestartedAnchor":
+    def start(cls) -> PrestartedAnchor:
         go_read, go_write = os.pipe()
         ready_read, ready_write = os.pipe()
         try:

@@ -135,7 +135,7 @@ class Settings:
     root: str
     root_note: str | None        # set when the default root had to fall back
     slurm_conf: str
-    log: "LogConfig"
+    log: LogConfig
     env: Mapping[str, str]
     uid: int
     gid: int

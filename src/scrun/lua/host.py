@@ -181,7 +181,7 @@ class LuaHooks:
         return self._host.root_path
 
     @classmethod
-    def load(cls, path: str, context: dict[str, Any] | None = None) -> "LuaHooks":
+    def load(cls, path: str, context: dict[str, Any] | None = None) -> LuaHooks:
         lua = lua54.LuaRuntime(unpack_returned_tuples=True, register_eval=False)
         host = _Host(lua, context or {})
         lua.execute(_LUA_PRELUDE, host)

@@ -21,7 +21,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: f
     log.log(DEBUG2, "run: %s", _describe(argv))
     try:
         proc = subprocess.run(list(argv), env=dict(env) if env is not None else None, input=input,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+                              capture_output=True, timeout=timeout)
     except FileNotFoundError:
         raise SlurmError(f"`{argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
     except subprocess.TimeoutExpired:
@@ -44,7 +44,7 @@ async def run_async(argv: Sequence[str], *, env: Mapping[str, str] | None = None
         raise SlurmError(f"`{argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise SlurmError(f"`{_describe(argv)}` did not finish within {timeout:.0f}s: is slurmctld reachable?") from None

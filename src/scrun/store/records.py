@@ -48,7 +48,7 @@ class ContainerRecord:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "ContainerRecord":
+    def from_json(cls, doc: dict[str, Any]) -> ContainerRecord:
         if doc.get("schema") != SCHEMA_VERSION:
             raise ScrunError(f"container record schema {doc.get('schema')!r} is not {SCHEMA_VERSION}: delete the container with this scrun version's --force")
         fields = {f.name for f in dataclasses.fields(cls)}
