@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 from typing import Any
 
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
@@ -71,6 +72,11 @@ class Anchor:
         self.stage_in_entered = False
         self.job_revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
         self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
+        # Set while no Lua hook runs. A stop cancels our wait for stage_in, not its thread:
+        # stage_out must not enter the same Lua state until stage_in has returned. (lupa's
+        # runtime lock would also serialize them; this makes the order ours, and logged.)
+        self.lua_idle = threading.Event()
+        self.lua_idle.set()
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
 
@@ -267,7 +273,7 @@ class Anchor:
         self.stage_in_entered = True
         job_env = [f"{k}={v}" for k, v in self.slurm_env().items()]
         await asyncio.to_thread(
-            self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
+            self._lua_call, self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
             self.record.job_id or 0, os.getuid(), os.getgid(), job_env)
         # Lua may have moved the bundle/rootfs: srun, `state` and later commands use the new ones
         # (upstream leaves SCRUN_BUNDLE/SCRUN_ROOTFS_PATH at the submitted paths).
@@ -275,6 +281,13 @@ class Anchor:
         self.record.root_path = self.hooks.root_path
         self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
+
+    def _lua_call(self, fn, *args: Any) -> None:
+        self.lua_idle.clear()
+        try:
+            fn(*args)
+        finally:
+            self.lua_idle.set()
 
     def _lua_context(self) -> dict[str, Any]:
         return {
@@ -495,9 +508,12 @@ class Anchor:
         self.record.stopped_reason = self.stop_reason
         self.save()
         if self.hooks is not None and self.stage_in_entered:
+            if not self.lua_idle.is_set():
+                self.log.info("waiting for stage_in to return before stage_out")
+                await asyncio.to_thread(self.lua_idle.wait)
             try:
                 await asyncio.to_thread(
-                    self.hooks.stage_out, self.req.id, self.record.bundle, self.record.orig_bundle,
+                    self._lua_call, self.hooks.stage_out, self.req.id, self.record.bundle, self.record.orig_bundle,
                     self.record.root_path, self.record.orig_root_path, self.dir, self.req.config_file,
                     self.record.job_id or 0, os.getuid(), os.getgid())
             except ScrunError as exc:
