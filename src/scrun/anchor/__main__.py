@@ -6,8 +6,6 @@ container's output: 0 becomes /dev/null, 1 and 2 the anchor's log file in the st
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -37,15 +35,29 @@ def _wait_for_go(go_fd: int) -> tuple[str, str] | None:
     return msg["root"], msg["id"]
 
 
+class _Args:
+    """`--go-fd N --ready-fd N`, written by create only (internal: argparse would cost ~4 ms
+    on create's critical path)."""
+
+    def __init__(self, argv: list[str]):
+        if len(argv) != 4:
+            raise SystemExit("usage: python -m scrun.anchor --go-fd N --ready-fd N (started by `scrun create`)")
+        opts = dict(zip(argv[::2], argv[1::2], strict=True))
+        if set(opts) != {"--go-fd", "--ready-fd"}:
+            raise SystemExit("usage: python -m scrun.anchor --go-fd N --ready-fd N (started by `scrun create`)")
+        self.go_fd = int(opts["--go-fd"])
+        self.ready_fd = int(opts["--ready-fd"])
+        self.root = self.id = ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scrun-anchor")
-    parser.add_argument("--go-fd", type=int, required=True)
-    parser.add_argument("--ready-fd", type=int, required=True)
-    args = parser.parse_args(argv)
+    args = _Args(sys.argv[1:] if argv is None else argv)
 
     # Import the heavy part while create still checks its input (the reason for the go pipe).
     # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    import asyncio
+
     from scrun.anchor.request import AnchorRequest
     from scrun.anchor.service import Anchor
     from scrun.log import LogConfig, py_level, setup_logging

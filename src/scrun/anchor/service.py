@@ -79,6 +79,7 @@ class Anchor:
         self.lua_idle.set()
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
+        self._resend_task: asyncio.Future | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -368,6 +369,8 @@ class Anchor:
             self.request_stop(exit_code_for_signal(sig), f"killed by {signal_name(sig)} before start")
             return {"ok": True}
         await self._signal_step(sig)
+        if sig == signal.SIGKILL:
+            self._resend_task = asyncio.ensure_future(self._resend_kill())
         return {"ok": True}
 
     # ------------------------------------------------------------------ running
@@ -447,9 +450,12 @@ class Anchor:
             await asyncio.sleep(0.05)  # srun forked but the step is not registered yet
         if not steps:
             if self.srun is not None and self.srun.returncode is None:
-                self.log.debug("no step registered yet; signalling srun %s", sig)
+                # No step registered yet: let srun deliver it. SIGKILL would kill srun alone and
+                # orphan a step that is still launching; SIGTERM makes srun cancel the step.
+                forward = signal.SIGTERM if sig == signal.SIGKILL else sig
+                self.log.debug("no step registered yet; sending %s to srun", signal_name(forward))
                 with contextlib.suppress(ProcessLookupError):
-                    self.srun.send_signal(sig)
+                    self.srun.send_signal(forward)
             return
         for step in steps:
             argv = slurm_argv.build_scancel_argv("scancel", self.record.job_id, step=step, signal=sig)
@@ -461,14 +467,7 @@ class Anchor:
         stop = asyncio.ensure_future(self.stopping.wait())
         done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
-            await self._signal_step(signal.SIGKILL)
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), STEP_STOP_TIMEOUT)
-            except TimeoutError:
-                self.log.error("srun did not end %ss after SIGKILL of the step; killing srun", STEP_STOP_TIMEOUT)
-                with contextlib.suppress(ProcessLookupError):
-                    self.srun.kill()
-                await waiter
+            await self._stop_step(waiter)
         stop.cancel()
         if self.stderr_relay is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -483,6 +482,46 @@ class Anchor:
             code = self.stop_code
         self.log.info("container step ended with exit code %d", code)
         return code
+
+    async def _stop_step(self, waiter: asyncio.Future) -> None:
+        """End the step for good: SIGKILL, again, then cancel it; srun itself only as a last resort.
+
+        A step that is still launching its tasks drops a signal (seen: scancel --signal=9 right
+        after start, and the container lived on); cancelling the step is enforced by Slurm.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STEP_STOP_TIMEOUT
+        attempt = 0
+        while loop.time() < deadline:
+            if attempt < 2:
+                await self._signal_step(signal.SIGKILL)
+            else:
+                await self._cancel_steps()
+            attempt += 1
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), 1.0 if attempt <= 2 else 5.0)
+                return
+            except TimeoutError:
+                self.log.debug("srun still running after stop attempt %d", attempt)
+        self.log.error("srun did not end %ss after the step was cancelled; killing srun", STEP_STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError):
+            assert self.srun is not None
+            self.srun.kill()
+        await waiter
+
+    async def _cancel_steps(self) -> None:
+        assert self.record.job_id is not None
+        for step in await self._step_ids():
+            await run_async(slurm_argv.build_scancel_argv("scancel", self.record.job_id, step=step),
+                            env=self.slurm_env(), timeout=30, check=False)
+
+    async def _resend_kill(self) -> None:
+        """After a user's SIGKILL: if the step was still launching, deliver it again."""
+        for _ in range(3):
+            await asyncio.sleep(1.0)
+            if self.srun is None or self.srun.returncode is not None:
+                return
+            await self._signal_step(signal.SIGKILL)
 
     async def _job_was_revoked(self) -> bool:
         """Did salloc report the job revoked? It does so at cancel time, long before srun gives up;
