@@ -50,6 +50,7 @@ test: cluster lint
 
 bench: cluster
 	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/run.py --readme
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

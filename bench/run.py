@@ -170,7 +170,32 @@ def bench_concurrency():
     return out
 
 
+def readme_table(result) -> str:
+    m, raw, figures = result["machine"], result["raw"], result["figures"]
+    lines = [f"Latest run: {m['cores']} cores, {m['memory_gib']} GiB, {m['slurm']}, {m['crun']}, {m['podman']}.",
+             f"Floors: srun --container {raw['srun_container_true']['median_s'] * 1000:.0f} ms, "
+             f"podman+crun {raw['podman_run_crun']['median_s'] * 1000:.0f} ms, python {raw['python_pass']['median_s'] * 1000:.1f} ms.",
+             "", "| figure | value | target |", "|---|---|---|"]
+    for key, fig in figures.items():
+        value = fig["value"]
+        lines.append(f"| {key} | {value:.2f} | {fig['target']} |" if isinstance(value, float) else f"| {key} | {value} | {fig['target']} |")
+    return "\n".join(lines)
+
+
+def update_readme() -> int:
+    """Put the table of bench/results/latest.json between the README's bench markers."""
+    result = json.loads((RESULTS / "latest.json").read_text())
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + readme_table(result) + "\n" + end + rest.split(end, 1)[1])
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--readme"]:
+        return update_readme()
     for tool in ("srun", "salloc", "podman", "crun"):
         if not shutil.which(tool):
             print(f"bench: {tool} not found: run `make cluster` first", file=sys.stderr)
