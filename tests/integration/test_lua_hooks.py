@@ -43,3 +43,26 @@ end
     assert open(f"{marks}.out").read().strip() == "ordered"
     assert not (scrun.root / cid).exists()
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
+
+
+def test_remote_command_runs_in_the_job(slurm_cluster, scrun, make_bundle, tmp_path):
+    conf = tmp_path / "etc2"
+    conf.mkdir()
+    for name in ("slurm.conf", "oci.conf"):
+        shutil.copy2(f"/etc/slurm/{name}", conf / name)
+    seen = tmp_path / "remote.txt"
+    (conf / "scrun.lua").write_text(f"""
+function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
+    local st, out = slurm.remote_command("echo job=$SLURM_JOB_ID cid=$SCRUN_CONTAINER_ID; exit 4")
+    local f = io.open("{seen}", "w"); f:write(string.format("%d|%s", st, out)); f:close()
+    return slurm.SUCCESS
+end
+function slurm_scrun_stage_out() return slurm.SUCCESS end
+""")
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["true"]), global_args=("-f", str(conf / "slurm.conf"))).returncode == 0
+    job = scrun.record(cid)["job_id"]
+    status, output = seen.read_text().split("|", 1)
+    assert status == "4"
+    assert f"job={job} cid={cid}" in output
+    assert scrun("delete", "--force", cid).returncode == 0

@@ -80,3 +80,9 @@ def test_other_runc_verbs_say_why_not(verb, tmp_path):
     proc = run_cli("--root", str(tmp_path), verb, "--process", "/p", "--detach", "c")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith(f"scrun: error: `{verb}` is not supported by scrun: ") and proc.stderr.count("\n") == 1
+
+
+def test_unknown_signal_is_one_clear_line(tmp_path):
+    proc = run_cli("--root", str(tmp_path), "kill", "c1", "SIGFOO")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == "scrun: error: unknown signal 'SIGFOO': use a name like TERM, SIGKILL or a number like 9\n"
