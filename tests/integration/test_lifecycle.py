@@ -239,3 +239,18 @@ def test_pending_allocation_shows_progress_and_can_be_cancelled(slurm_cluster, s
         assert not (scrun.root / cid).exists()
     finally:
         sh(["scancel", blocker_job])
+
+
+def test_concurrent_starts_launch_one_step(slurm_cluster, scrun, make_bundle, tmp_path):
+    out_dir = tmp_path / "runs"
+    out_dir.mkdir()
+    cid = scrun.new_id()
+    bundle = make_bundle(["sh", "-c", "mkdir /out/run.$$ && sleep 1"], mounts={out_dir: "/out"})
+    assert scrun.create(cid, bundle).returncode == 0
+    starts = [subprocess.Popen([sys.executable, "-m", "scrun", "--root", str(scrun.root), "start", cid],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(4)]
+    codes = sorted(p.wait(timeout=60) for p in starts)
+    assert codes == [0, 1, 1, 1]
+    assert scrun.wait_stopped(cid)["exit_code"] == 0
+    assert len(list(out_dir.iterdir())) == 1
+    assert scrun("delete", cid).returncode == 0

@@ -80,6 +80,7 @@ class Anchor:
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
         self._resend_task: asyncio.Future | None = None
+        self.launching = False
 
     # ------------------------------------------------------------------ helpers
 
@@ -345,8 +346,9 @@ class Anchor:
         if op == "ping":
             return {"ok": True, "status": status}
         if op == "start":
-            if status != Status.CREATED or self.stopping.is_set():
+            if status != Status.CREATED or self.stopping.is_set() or self.launching:
                 return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
+            self.launching = True  # before the first await: a second start must not launch again
             await self._launch_step()
             return {"ok": True}
         if op == "kill":
