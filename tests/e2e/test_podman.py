@@ -168,3 +168,29 @@ def test_exec_says_why_not(podman_ready, name):
     proc = podman("exec", name, "true")
     assert proc.returncode != 0
     assert b"not supported by scrun" in proc.stderr and b"srun --jobid" in proc.stderr
+
+
+def test_init_does_not_run_the_workload_start_does(podman_ready, name, tmp_path):
+    """Upstream scrun starts the step as soon as create returns; podman init + start shows we wait."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    podman("create", "--name", name, "-v", f"{marks}:/out", IMAGE, "sh", "-c", "touch /out/ran; echo started", check=True)
+    podman("init", name, check=True)
+    cid = podman("inspect", name, "--format", "{{.Id}}").stdout.decode().strip()
+    assert podman("inspect", name, "--format", "{{.State.Status}}").stdout.strip() == b"initialized"  # podman's word for runtime-created
+    assert cid in scrun_state_dirs()
+    import time
+    time.sleep(1.0)
+    assert not (marks / "ran").exists(), "the workload ran before start"
+    started = podman("start", "--attach", name)
+    assert started.returncode == 0 and b"started" in started.stdout
+    assert (marks / "ran").exists()
+
+
+def test_rm_force_of_an_initialised_container(podman_ready, name):
+    podman("create", "--name", name, IMAGE, "true", check=True)
+    podman("init", name, check=True)
+    cid = podman("inspect", name, "--format", "{{.Id}}").stdout.decode().strip()
+    podman("rm", "-f", name, check=True)
+    assert cid not in scrun_state_dirs()
+    wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
