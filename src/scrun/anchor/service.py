@@ -25,6 +25,7 @@ import subprocess
 import threading
 from typing import Any
 
+from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
 from scrun.core.nodebundle import needs_rootfs_shim, shim_config
@@ -34,7 +35,7 @@ from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_env0, parse_salloc_line, parse_slurm_version, parse_step_list
+from scrun.slurm.parse import parse_slurm_version, parse_step_list
 from scrun.slurm.runner import run_async
 from scrun.store.records import (
     SOCKET_NAME,
@@ -48,7 +49,6 @@ from scrun.store.records import (
 
 # After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
 STEP_STOP_TIMEOUT = 20.0
-RELEASE_TIMEOUT = 15.0
 
 
 class Anchor:
@@ -62,7 +62,7 @@ class Anchor:
         self.env = self._base_env()
         self.script_env = dict(request.script_env)  # SCRUN_* output variables; Lua may move the bundle
         self.job_env: dict[str, str] = {}
-        self.salloc: asyncio.subprocess.Process | None = None
+        self.allocation: Allocation | None = None  # None: an existing job (SLURM_JOB_ID), or none yet
         self.srun: asyncio.subprocess.Process | None = None
         self.slurm_version: tuple[int, int, int] = (22, 5, 0)
         self.start_requested = asyncio.Event()
@@ -70,7 +70,6 @@ class Anchor:
         self.stop_code: int | None = None
         self.stop_reason = ""
         self.stage_in_entered = False
-        self.job_revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
         self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
         # Set while no Lua hook runs. A stop cancels our wait for stage_in, not its thread:
         # stage_out must not enter the same Lua state until stage_in has returned. (lupa's
@@ -218,55 +217,15 @@ class Anchor:
 
     async def _allocate(self) -> None:
         salloc = os.path.join(os.path.dirname(self.req.srun_path), "salloc") if os.path.isabs(self.req.srun_path) else "salloc"
-        argv = slurm_argv.build_salloc_argv(salloc, self.req.job_args, self.req.job_name)
-        self.log.debug("allocating: %s", argv)
-        try:
-            self.salloc = await asyncio.create_subprocess_exec(
-                *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env={**self.script_env, **self.env}, cwd="/", start_new_session=True)
-        except FileNotFoundError:
-            raise SlurmError(f"`{salloc}` not found: install slurm-client or set SrunPath in oci.conf") from None
-        errors: list[str] = []
-        stderr_task = asyncio.ensure_future(self._watch_salloc_stderr(errors))
-        assert self.salloc.stdout is not None
-        marker = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
-        try:
-            data = await self.salloc.stdout.readuntil(marker)
-        except asyncio.IncompleteReadError:
-            await self.salloc.wait()
-            await stderr_task
-            detail = "; ".join(errors) or f"salloc exited {self.salloc.returncode}"
-            self.salloc = None
-            raise SlurmError(f"job allocation failed: {detail}") from None
-        self.job_env = {k: v for k, v in parse_env0(data[: -len(marker)]).items() if k.startswith("SLURM")}
-        job_id = int(self.job_env.get("SLURM_JOB_ID", self.record.job_id or 0))
-        if job_id and job_id != self.record.job_id:
-            self.record.job_id = job_id
-            self.save()
-        self.log.info("job %s allocated on %s", job_id, self.job_env.get("SLURM_JOB_NODELIST", "?"))
+        self.allocation = Allocation(
+            slurm_argv.build_salloc_argv(salloc, self.req.job_args, self.req.job_name), {**self.script_env, **self.env},
+            on_job_id=self._record_job_id, on_progress=lambda msg: self.notify_create("progress", msg=msg))
+        self.job_env = await self.allocation.acquire()
+        self.log.info("job %s allocated on %s", self.record.job_id, self.job_env.get("SLURM_JOB_NODELIST", "?"))
 
-    async def _watch_salloc_stderr(self, errors: list[str]) -> None:
-        assert self.salloc is not None and self.salloc.stderr is not None
-        pending_said = False
-        async for raw in self.salloc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.log.debug("salloc: %s", line)
-            parsed = parse_salloc_line(line)
-            if parsed is None:
-                continue
-            event, value = parsed
-            if event == "error":
-                errors.append(str(value))
-            elif event == "revoked":
-                self.job_revoked.set()
-            elif event in ("pending", "granted") and isinstance(value, int) and self.record.job_id != value:
-                self.record.job_id = value
-                self.save()
-            if event == "queued" and not pending_said:
-                pending_said = True
-                self.notify_create("progress", msg=f"job {value} queued and waiting for resources")
-            elif event == "allocated" and pending_said:
-                self.notify_create("progress", msg=f"job {value} has been allocated resources")
+    def _record_job_id(self, job_id: int) -> None:
+        self.record.job_id = job_id
+        self.save()
 
     async def _stage_in(self) -> None:
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
@@ -475,7 +434,7 @@ class Anchor:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
-        if code == 0 and self.salloc is not None and await self._job_was_revoked():
+        if code == 0 and self.allocation is not None and await self.allocation.was_revoked():
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
             code = exit_code_for_signal(signal.SIGKILL)
             self.stop_reason = self.stop_reason or f"job {self.record.job_id} was cancelled outside scrun"
@@ -525,22 +484,6 @@ class Anchor:
                 return
             await self._signal_step(signal.SIGKILL)
 
-    async def _job_was_revoked(self) -> bool:
-        """Did salloc report the job revoked? It does so at cancel time, long before srun gives up;
-        only when salloc has already exited do we wait a moment for its last stderr lines."""
-        if self.job_revoked.is_set():
-            return True
-        if not self._salloc_gone():
-            return False
-        try:
-            await asyncio.wait_for(self.job_revoked.wait(), 0.3)
-        except TimeoutError:
-            return False
-        return True
-
-    def _salloc_gone(self) -> bool:
-        return self.salloc is not None and self.salloc.returncode is not None
-
     # ------------------------------------------------------------------ stopping
 
     async def _finish(self, code: int, failed_create: bool = False) -> int:
@@ -571,27 +514,9 @@ class Anchor:
         return code
 
     async def _release_allocation(self) -> None:
-        if self.salloc is None:
-            return
-        proc = self.salloc
-        granted = self.job_env.get("SLURM_JOB_ID") is not None
-        if granted:
-            # Closing the holder's stdin ends it; salloc then relinquishes the job (COMPLETED).
-            assert proc.stdin is not None
-            proc.stdin.close()
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)  # pending: salloc withdraws the request
-        try:
-            await asyncio.wait_for(proc.wait(), RELEASE_TIMEOUT)
-        except TimeoutError:
-            self.log.error("salloc did not release job %s within %ss; cancelling it", self.record.job_id, RELEASE_TIMEOUT)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        if self.record.job_id is not None and (not granted or proc.returncode not in (0, None)):
-            await run_async(slurm_argv.build_scancel_argv("scancel", self.record.job_id), env=self.slurm_env(),
-                            timeout=30, check=False)
-        self.salloc = None
+        if self.allocation is not None:
+            await self.allocation.release(self.slurm_env())
+            self.allocation = None
 
 
 async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> None:

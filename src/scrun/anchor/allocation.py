@@ -1,0 +1,126 @@
+"""A job allocation held by salloc for exactly the life of one container.
+
+salloc runs a holder (slurm.argv.HOLDER_SCRIPT) once the job is granted: it prints the job
+environment, then waits for EOF on its stdin, which only the anchor holds. Closing it — or the
+anchor dying, even by SIGKILL — ends the holder, and salloc relinquishes the job (COMPLETED).
+While pending, salloc's stderr says so; we relay that and learn the job id early, so a
+pending job can be withdrawn.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+from collections.abc import Callable
+
+from scrun.errors import SlurmError
+from scrun.log import get_logger
+from scrun.slurm import argv as slurm_argv
+from scrun.slurm.parse import parse_env0, parse_salloc_line
+from scrun.slurm.runner import run_async
+
+RELEASE_TIMEOUT = 15.0
+_READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
+
+
+class Allocation:
+    def __init__(self, argv: list[str], env: dict[str, str], *, on_job_id: Callable[[int], None],
+                 on_progress: Callable[[str], None]):
+        self.argv = argv
+        self.env = env
+        self.on_job_id = on_job_id
+        self.on_progress = on_progress
+        self.log = get_logger()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.job_id: int | None = None
+        self.job_env: dict[str, str] = {}
+        self.revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
+        self._errors: list[str] = []
+
+    @property
+    def granted(self) -> bool:
+        return "SLURM_JOB_ID" in self.job_env
+
+    async def acquire(self) -> dict[str, str]:
+        """Wait for the grant; return the job's SLURM_* environment. Raises SlurmError."""
+        self.log.debug("allocating: %s", self.argv)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self.env, cwd="/", start_new_session=True)
+        except FileNotFoundError:
+            raise SlurmError(f"`{self.argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
+        watcher = asyncio.ensure_future(self._watch_stderr())
+        assert self.proc.stdout is not None
+        try:
+            data = await self.proc.stdout.readuntil(_READY)
+        except asyncio.IncompleteReadError:
+            await self.proc.wait()
+            await watcher
+            detail = "; ".join(self._errors) or f"salloc exited {self.proc.returncode}"
+            self.proc = None
+            raise SlurmError(f"job allocation failed: {detail}") from None
+        self.job_env = {k: v for k, v in parse_env0(data[: -len(_READY)]).items() if k.startswith("SLURM")}
+        self._learn_job_id(int(self.job_env.get("SLURM_JOB_ID", self.job_id or 0)))
+        return self.job_env
+
+    def _learn_job_id(self, job_id: int) -> None:
+        if job_id and job_id != self.job_id:
+            self.job_id = job_id
+            self.on_job_id(job_id)
+
+    async def _watch_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        pending_said = False
+        async for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.log.debug("salloc: %s", line)
+            parsed = parse_salloc_line(line)
+            if parsed is None:
+                continue
+            event, value = parsed
+            if event == "error":
+                self._errors.append(str(value))
+            elif event == "revoked":
+                self.revoked.set()
+            elif event in ("pending", "granted") and isinstance(value, int):
+                self._learn_job_id(value)
+            if event == "queued" and not pending_said:
+                pending_said = True
+                self.on_progress(f"job {value} queued and waiting for resources")
+            elif event == "allocated" and pending_said:
+                self.on_progress(f"job {value} has been allocated resources")
+
+    async def was_revoked(self) -> bool:
+        """Did salloc report the job revoked? It does so at cancel time, long before srun gives up;
+        only when salloc has already exited do we wait a moment for its last stderr lines."""
+        if self.revoked.is_set():
+            return True
+        if self.proc is None or self.proc.returncode is None:
+            return False
+        try:
+            await asyncio.wait_for(self.revoked.wait(), 0.3)
+        except TimeoutError:
+            return False
+        return True
+
+    async def release(self, slurm_env: dict[str, str]) -> None:
+        """End the holder (granted) or withdraw the request (pending); scancel if salloc will not."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if self.granted:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)  # pending: salloc withdraws the request
+        try:
+            await asyncio.wait_for(proc.wait(), RELEASE_TIMEOUT)
+        except TimeoutError:
+            self.log.error("salloc did not release job %s within %ss; cancelling it", self.job_id, RELEASE_TIMEOUT)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        if self.job_id is not None and (not self.granted or proc.returncode not in (0, None)):
+            await run_async(slurm_argv.build_scancel_argv("scancel", self.job_id), env=slurm_env, timeout=30, check=False)
