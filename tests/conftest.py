@@ -81,6 +81,17 @@ def podman_ready(slurm_cluster):
     return True
 
 
+@pytest.fixture
+def conf_dir(tmp_path, slurm_cluster):
+    """A copy of the cluster's slurm.conf/oci.conf in a directory of its own (for scrun.lua, oci.conf edits)."""
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
+        if os.path.exists(f"/etc/slurm/{name}"):
+            shutil.copy2(f"/etc/slurm/{name}", conf / name)
+    return conf
+
+
 # ------------------------------------------------------------------ bundles
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -13,14 +12,9 @@ pytestmark = pytest.mark.e2e
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.fixture
-def conf_dir(tmp_path, podman_ready):
-    """A copy of the cluster's slurm.conf/oci.conf in its own directory, so a test can add scrun.lua."""
-    conf = tmp_path / "etc"
-    conf.mkdir()
-    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
-        shutil.copy2(f"/etc/slurm/{name}", conf / name)
-    return conf
+@pytest.fixture(autouse=True)
+def _needs_podman(podman_ready):
+    """Every test here drives podman (CI fails, not skips, without it)."""
 
 
 def podman_env(conf_dir, *args, timeout=180):

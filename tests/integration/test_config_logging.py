@@ -1,20 +1,10 @@
 """slurm.conf/oci.conf next to each other (-f), log levels reaching the anchor, JSON logs for engines."""
 import json
 import os
-import shutil
 
 import pytest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def conf_dir(tmp_path, slurm_cluster):
-    conf = tmp_path / "etc"
-    conf.mkdir()
-    shutil.copy2("/etc/slurm/slurm.conf", conf / "slurm.conf")
-    shutil.copy2("/etc/slurm/oci.conf", conf / "oci.conf")
-    return conf
 
 
 def test_json_log_gets_the_error(scrun, make_bundle, tmp_path):

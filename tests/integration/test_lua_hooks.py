@@ -1,6 +1,5 @@
 """scrun.lua through the CLI on the real cluster: hook ordering when a stop arrives mid-stage-in."""
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,11 +11,8 @@ from conftest import jobs_named, wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_stop_during_stage_in_runs_stage_out_after_it(slurm_cluster, scrun, make_bundle, tmp_path):
-    conf = tmp_path / "etc"
-    conf.mkdir()
-    for name in ("slurm.conf", "oci.conf"):
-        shutil.copy2(f"/etc/slurm/{name}", conf / name)
+def test_stop_during_stage_in_runs_stage_out_after_it(slurm_cluster, scrun, make_bundle, tmp_path, conf_dir):
+    conf = conf_dir
     marks = tmp_path / "marks"
     (conf / "scrun.lua").write_text(f"""
 function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
@@ -45,11 +41,8 @@ end
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
 
 
-def test_remote_command_runs_in_the_job(slurm_cluster, scrun, make_bundle, tmp_path):
-    conf = tmp_path / "etc2"
-    conf.mkdir()
-    for name in ("slurm.conf", "oci.conf"):
-        shutil.copy2(f"/etc/slurm/{name}", conf / name)
+def test_remote_command_runs_in_the_job(slurm_cluster, scrun, make_bundle, tmp_path, conf_dir):
+    conf = conf_dir
     seen = tmp_path / "remote.txt"
     (conf / "scrun.lua").write_text(f"""
 function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
