@@ -1,10 +1,12 @@
 """Command-line grammar (runc compatible), --version shape, exit codes, stdout purity."""
+import json
 import re
 import subprocess
 import sys
 
 import pytest
 
+from conftest import SEED
 from scrun import OCI_SPEC_VERSION
 from scrun.cli.args import parse_command_line
 from scrun.errors import UsageError
@@ -86,3 +88,26 @@ def test_unknown_signal_is_one_clear_line(tmp_path):
     proc = run_cli("--root", str(tmp_path), "kill", "c1", "SIGFOO")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr == "scrun: error: unknown signal 'SIGFOO': use a name like TERM, SIGKILL or a number like 9\n"
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="shared/seed/scrun.1.txt is not next to the repository")
+def test_every_output_variable_of_the_seed_is_set(tmp_path):
+    import types
+
+    from scrun.cli.create import _script_env
+    from scrun.core.bundle import parse_bundle_config
+    from scrun.log import LogConfig
+
+    section = SEED.read_text().split("Output Environment Variables", 1)[1].split("Job Output Environment Variables", 1)[0]
+    documented = set(re.findall(r"^(SCRUN_[A-Z_]+\*?)$", section, re.M))
+    assert len(documented) >= 19
+    cfg = parse_bundle_config("/b", json.dumps({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                                                 "process": {"args": ["sh"]}, "annotations": {"org.example": "v"}}))
+    settings = types.SimpleNamespace(uid=0, gid=0, root="/run/scrun", log=LogConfig(log_file="/l", log_format="json"))
+    env = _script_env(settings, "c1", cfg, "/p", "/run/scrun/c1", 4242)
+    for name in documented:
+        if name.endswith("*"):
+            assert any(k.startswith(name[:-1]) for k in env), name
+        else:
+            assert name in env, name
+    assert env["SCRUN_PID"] == "4242" and env["SCRUN_ANNOTATION_org.example"] == "v"

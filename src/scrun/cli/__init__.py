@@ -13,7 +13,7 @@ from scrun.errors import ScrunError, exit_code_for
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv in (["--version"], ["-V"]):
+    if argv in (["--version"], ["-V"], ["version"]):  # `version`: upstream scrun's verb
         from scrun.version import version_text
 
         sys.stdout.write(version_text())

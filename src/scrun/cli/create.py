@@ -36,7 +36,7 @@ def _abs(path: str | None) -> str | None:
     return os.path.abspath(path) if path else None
 
 
-def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_dir: str) -> dict[str, str]:
+def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_dir: str, anchor_pid: int) -> dict[str, str]:
     """The man page's OUTPUT ENVIRONMENT VARIABLES, for Lua and the Slurm commands scrun runs."""
     import grp
     import pwd
@@ -53,6 +53,7 @@ def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_di
     env = {
         "SCRUN_OCI_VERSION": cfg.oci_version,
         "SCRUN_CONTAINER_ID": container_id,
+        "SCRUN_PID": str(anchor_pid),
         "SCRUN_BUNDLE": cfg.bundle,
         "SCRUN_SUBMISSION_BUNDLE": cfg.bundle,
         "SCRUN_PID_FILE": pid_file or "",
@@ -183,7 +184,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             step_name=step_name_for(container_id), srun_path=srun, srun_args=oci.srun_args,
             slurm_conf=settings.slurm_conf, existing_job_id=existing_job,
             caller_slurm_env={k: v for k, v in settings.env.items() if k.startswith("SLURM_") or k.startswith("_SLURM_SPANK_OPTION_")},
-            lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir),
+            lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir, anchor.popen.pid),
             log_file=settings.log.log_file, log_format=settings.log.log_format,
             file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
         ).save()
