@@ -41,3 +41,23 @@ def test_missing_slurm_conf_names_the_fix(scrun, make_bundle, tmp_path):
     proc = scrun.create(cid, make_bundle(["true"]), global_args=("-f", str(tmp_path / "nope.conf")))
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"scrun: error: cannot read {tmp_path / 'nope.conf'}: No such file (set SLURM_CONF or pass -f)"
+
+
+def test_srun_gone_at_start_stops_the_container(scrun, make_bundle, conf_dir, tmp_path):
+    """SrunPath from oci.conf; if it disappears between create and start, start fails and the
+    container is stopped with the reason (not left `created` for ever)."""
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy2("/usr/bin/srun", bindir / "srun")
+    shutil.copy2("/usr/bin/salloc", bindir / "salloc")
+    with open(conf_dir / "oci.conf", "a") as fh:
+        fh.write(f"SrunPath={bindir / 'srun'}\n")
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["true"]), global_args=("-f", str(conf_dir / "slurm.conf"))).returncode == 0
+    (bindir / "srun").unlink()
+    started = scrun("start", cid)
+    assert started.returncode == 1 and "cannot launch the step" in started.stderr
+    assert scrun.wait_stopped(cid)["exit_code"] == 127
+    assert scrun("delete", cid).returncode == 0

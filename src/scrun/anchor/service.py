@@ -152,8 +152,9 @@ class Anchor:
         self.set_status(Status.CREATED)
         self.notify_create("created", pid=os.getpid())
         await self._race(self.start_requested.wait())
-        if self.stopping.is_set() or self.srun is None:
+        if self.srun is None:
             return await self._finish(self.stop_code if self.stop_code is not None else 1)
+        # A step exists, even if a stop came right after it was spawned: _wait_step ends it.
         code = await self._wait_step()
         return await self._finish(code)
 
@@ -308,7 +309,14 @@ class Anchor:
             if status != Status.CREATED or self.stopping.is_set() or self.launching:
                 return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
             self.launching = True  # before the first await: a second start must not launch again
-            await self._launch_step()
+            try:
+                await self._launch_step()
+            except (OSError, ScrunError) as exc:
+                # The container cannot run: it is stopped, with the reason, not left "created".
+                reason = f"cannot launch the step: {exc}"
+                self.log.error("%s", reason)
+                self.request_stop(127 if isinstance(exc, FileNotFoundError) else 1, reason)
+                return {"ok": False, "error": reason, "kind": "launch"}
             return {"ok": True}
         if op == "kill":
             sig = int(req.get("signal", signal.SIGTERM))
