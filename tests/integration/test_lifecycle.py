@@ -254,3 +254,29 @@ def test_concurrent_starts_launch_one_step(slurm_cluster, scrun, make_bundle, tm
     assert scrun.wait_stopped(cid)["exit_code"] == 0
     assert len(list(out_dir.iterdir())) == 1
     assert scrun("delete", cid).returncode == 0
+
+
+def test_anchor_answers_malformed_and_foreign_requests(slurm_cluster, scrun, make_bundle):
+    import socket as socketlib
+
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "30"])).returncode == 0
+    path = str(scrun.root / cid / "ctl.sock")
+
+    def ask(raw: bytes) -> dict:
+        with socketlib.socket(socketlib.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(raw)
+            return json.loads(sock.makefile("rb").readline())
+
+    assert ask(b'{"v": 1, "op": "ping"}\n') == {"v": 1, "ok": True, "status": "created"}
+    assert ask(b'{"v": 1, "op": "kill", "signal": "nine"}\n')["kind"] == "protocol"
+    assert ask(b'{"v": 2, "op": "ping"}\n')["kind"] == "protocol"
+    assert ask(b"not json\n")["kind"] == "protocol"
+    assert scrun.state(cid)["status"] == "created"  # still serving, untouched
+    nobody = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-c",
+                             f"import socket; s=socket.socket(socket.AF_UNIX); s.connect({path!r})"],
+                            capture_output=True, text=True)
+    assert nobody.returncode != 0  # the state dir is 0700: other users cannot even reach the socket
+    assert scrun("delete", "--force", cid).returncode == 0

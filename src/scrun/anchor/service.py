@@ -293,6 +293,11 @@ class Anchor:
                     reply = {"ok": False, "error": f"bad request: {exc}", "kind": "protocol"}
                 except ScrunError as exc:
                     reply = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+                except (ValueError, TypeError, KeyError) as exc:  # a malformed request field
+                    reply = {"ok": False, "error": f"bad request: {exc!r}", "kind": "protocol"}
+                except Exception as exc:  # a bug: answer and log it, keep serving
+                    self.log.error("internal error serving %r: %r", line[:200], exc, exc_info=True)
+                    reply = {"ok": False, "error": f"internal error: {exc!r}", "kind": "internal"}
             writer.write(encode(reply))
             await writer.drain()
         except (ConnectionError, OSError):
