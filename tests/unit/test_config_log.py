@@ -6,7 +6,8 @@ import logging
 import pytest
 
 from scrun.config.conffile import read_conf
-from scrun.config.settings import build_settings, default_root, load_node_config, parse_oci_conf, resolve_slurm_conf
+from scrun.config.paths import default_root
+from scrun.config.settings import build_settings, load_node_config, parse_oci_conf, resolve_slurm_conf
 from scrun.errors import ConfigError
 from scrun.log import log_config_from, parse_level, setup_logging
 

@@ -8,8 +8,8 @@ import pytest
 from scrun.anchor.protocol import PROTOCOL_VERSION, ProtocolError, decode, decode_request, encode, reachable_path
 from scrun.core.status import Status
 from scrun.errors import ContainerExistsError, ContainerNotFoundError
-from scrun.store.records import (ContainerRecord, anchor_alive, live_status, load_record, make_container_dir,
-                                 process_starttime, save_record)
+from scrun.store.live import anchor_running, live_status, process_starttime
+from scrun.store.records import ContainerRecord, load_record, make_container_dir, save_record
 
 pytestmark = pytest.mark.unit
 
@@ -36,9 +36,9 @@ def test_record_round_trip_and_duplicate(tmp_path):
 def test_live_status_sees_a_dead_anchor(tmp_path):
     child = subprocess.Popen(["sleep", "30"])
     try:
-        rec = record(status=Status.RUNNING, anchor_pid=child.pid, anchor_starttime=process_starttime(child.pid))
-        assert anchor_alive(rec) and live_status(rec) == Status.RUNNING
-        assert not anchor_alive(record(anchor_pid=child.pid, anchor_starttime=1))  # pid reused by another process
+        rec = record(status=Status.RUNNING, anchor_pid=child.pid, anchor_starttime=process_starttime(child.pid)).to_json()
+        assert anchor_running(rec) and live_status(rec) == Status.RUNNING
+        assert not anchor_running(record(anchor_pid=child.pid, anchor_starttime=1).to_json())  # pid reused by another process
     finally:
         child.kill()
         child.wait()

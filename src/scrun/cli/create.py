@@ -293,11 +293,6 @@ def _undo(settings, container_id: str, anchor: subprocess.Popen | None) -> None:
 
 def _write_pid_file(path: str, pid: int) -> None:
     """Atomically, without a trailing newline (docker reads it that way)."""
-    import tempfile
+    from scrun.store.records import write_text_atomic
 
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".pid-", dir=directory)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(str(pid))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomic(path, str(pid), mode=0o644)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 
 from scrun.core.ids import validate_container_id
-from scrun.core.status import Status
+from scrun.core.status import Status, can_delete
 from scrun.errors import ContainerNotFoundError, InvalidStatusError
-from scrun.store.live import SOCKET_NAME, live_status, pid_matches, read_record
+from scrun.store.live import SOCKET_NAME, anchor_running, live_status, read_record
 
 USAGE = "delete [--force] <container-id>"
 # stage_out may take long (rsync of results); delete waits this long for the anchor to finish.
@@ -29,9 +29,10 @@ def run(settings, args) -> int:
             raise
         remove_state(settings.root, container_id)  # runc: --force succeeds, clears a half-made dir
         return 0
-    if live_status(doc) == Status.RUNNING and not args.force:
-        raise InvalidStatusError(f"cannot delete container `{container_id}` while it is running: kill it first or use --force")
-    if pid_matches(doc.get("anchor_pid", 0), doc.get("anchor_starttime", 0)):
+    status = live_status(doc)
+    if not args.force and not can_delete(status):
+        raise InvalidStatusError(f"cannot delete container `{container_id}` while it is {status}: kill it first or use --force")
+    if anchor_running(doc):
         from scrun.anchor.client import AnchorUnreachableError, request
 
         try:

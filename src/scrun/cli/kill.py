@@ -5,7 +5,7 @@ import os
 
 from scrun.core.ids import validate_container_id
 from scrun.core.signals import parse_signal
-from scrun.core.status import Status
+from scrun.core.status import can_kill
 from scrun.errors import InvalidStatusError
 from scrun.store.live import SOCKET_NAME, live_status, read_record
 
@@ -24,7 +24,7 @@ def run(settings, args) -> int:
     container_id = validate_container_id(args.id)
     sig = parse_signal(args.signal)
     doc = read_record(settings.root, container_id)
-    if live_status(doc) == Status.STOPPED:
+    if not can_kill(live_status(doc)):
         if args.all:
             return 0  # runc: --all on a stopped container is not an error
         raise InvalidStatusError(f"container `{container_id}` is not running (status stopped)")

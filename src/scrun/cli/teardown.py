@@ -5,11 +5,7 @@ import os
 import time
 
 from scrun.core.ids import step_name_for
-from scrun.store.live import pid_matches
-
-
-def _alive(doc: dict[str, object]) -> bool:
-    return pid_matches(doc.get("anchor_pid", 0), doc.get("anchor_starttime", 0))
+from scrun.store.live import anchor_running as _alive
 
 
 def wait_anchor_gone(doc: dict[str, object], timeout: float) -> bool:

@@ -125,7 +125,6 @@ def load_node_config(slurm_conf: str) -> OciConf:
     return parse_oci_conf(oci_path)
 
 
-from scrun.config.paths import default_root  # noqa: E402,F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +144,7 @@ def build_settings(*, root_flag: str | None, slurm_conf_flag: str | None, env: M
                    uid: int, gid: int, verbose: int, debug: bool, log_file: str | None,
                    log_format: str | None) -> Settings:
     """Apply the precedence rules; a bad SCRUN_*DEBUG value or --log path raises ConfigError."""
+    from scrun.config.paths import default_root
     from scrun.log import log_config_from
 
     if root_flag:

@@ -52,10 +52,15 @@ def pid_matches(pid: int, starttime: int) -> bool:
     return start is not None and (starttime == 0 or start == starttime)
 
 
+def anchor_running(doc: dict[str, object]) -> bool:
+    """The anchor named in a record (dict) is still alive."""
+    return pid_matches(doc.get("anchor_pid", 0), doc.get("anchor_starttime", 0))
+
+
 def live_status(doc: dict[str, object]) -> str:
     """The recorded status, corrected to `stopped` when the anchor has died."""
     status = doc.get("status", "stopped")
-    if status == "stopped" or not pid_matches(doc.get("anchor_pid", 0), doc.get("anchor_starttime", 0)):
+    if status == "stopped" or not anchor_running(doc):
         return "stopped"
     return status
 

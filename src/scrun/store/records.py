@@ -13,8 +13,8 @@ import tempfile
 from typing import Any
 
 from scrun.core.status import Status
-from scrun.errors import ContainerExistsError, ContainerNotFoundError, ScrunError
-from scrun.store.live import RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, pid_matches, process_starttime  # noqa: F401
+from scrun.errors import ContainerExistsError
+from scrun.store.live import RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, pid_matches, process_starttime, read_record  # noqa: F401
 
 READY_NAME = "request.json"
 
@@ -49,8 +49,7 @@ class ContainerRecord:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ContainerRecord:
-        if doc.get("schema") != SCHEMA_VERSION:
-            raise ScrunError(f"container record schema {doc.get('schema')!r} is not {SCHEMA_VERSION}: delete the container with this scrun version's --force")
+        """From a record dict that store.live.read_record has read and checked (schema included)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in doc.items() if k in fields}
         return cls(**values)
@@ -61,12 +60,17 @@ def container_dir(root: str, container_id: str) -> str:
 
 
 def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
-    """Write to a temporary file in the same directory, fsync-free rename over the target."""
-    directory = os.path.dirname(path)
+    write_text_atomic(path, json.dumps(doc))
+
+
+def write_text_atomic(path: str, text: str, mode: int = 0o600) -> None:
+    """Write to a temporary file in the same directory, then rename it over the target."""
+    directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
+            fh.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -81,15 +85,7 @@ def save_record(root: str, record: ContainerRecord) -> None:
 
 
 def load_record(root: str, container_id: str) -> ContainerRecord:
-    path = os.path.join(container_dir(root, container_id), RECORD_NAME)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise ContainerNotFoundError(container_id, root) from None
-    except (OSError, ValueError) as exc:
-        raise ScrunError(f"container `{container_id}`: unreadable record {path}: {exc}") from None
-    return ContainerRecord.from_json(doc)
+    return ContainerRecord.from_json(read_record(root, container_id))
 
 
 def make_container_dir(root: str, container_id: str) -> str:
@@ -101,14 +97,3 @@ def make_container_dir(root: str, container_id: str) -> str:
     except FileExistsError:
         raise ContainerExistsError(container_id) from None
     return path
-
-
-def anchor_alive(record: ContainerRecord) -> bool:
-    return pid_matches(record.anchor_pid, record.anchor_starttime)
-
-
-def live_status(record: ContainerRecord) -> str:
-    """The recorded status, corrected when the anchor has died (youki's refresh_status)."""
-    if record.status == Status.STOPPED or not anchor_alive(record):
-        return Status.STOPPED
-    return record.status
