@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
 import os
 import signal
@@ -381,7 +380,6 @@ class Anchor:
         self.stderr_relay = asyncio.ensure_future(relay_filtered(self.srun.stderr, stderr_dest))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
         self.close_stdio()
-        self.record.step_id = None
         self.set_status(Status.RUNNING)
         self.start_requested.set()
 
@@ -555,7 +553,3 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> None:
         pass  # the reader of the container's stderr went away
     finally:
         os.close(dest_fd)
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")

@@ -36,16 +36,23 @@ def _abs(path: str | None) -> str | None:
     return os.path.abspath(path) if path else None
 
 
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_dir: str, anchor_pid: int) -> dict[str, str]:
     """The man page's OUTPUT ENVIRONMENT VARIABLES, for Lua and the Slurm commands scrun runs."""
     import grp
-    import pwd
+
+    from scrun.store.live import SOCKET_NAME
 
     uid, gid = settings.uid, settings.gid
-    try:
-        user = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        user = str(uid)
+    user = _user_name(uid)
     try:
         group = grp.getgrgid(gid).gr_name
     except KeyError:
@@ -57,7 +64,7 @@ def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_di
         "SCRUN_BUNDLE": cfg.bundle,
         "SCRUN_SUBMISSION_BUNDLE": cfg.bundle,
         "SCRUN_PID_FILE": pid_file or "",
-        "SCRUN_SOCKET": os.path.join(state_dir, "ctl.sock"),
+        "SCRUN_SOCKET": os.path.join(state_dir, SOCKET_NAME),
         "SCRUN_SPOOL_DIR": state_dir,
         "SCRUN_SUBMISSION_CONFIG_FILE": cfg.config_file,
         "SCRUN_USER": user,
@@ -121,10 +128,8 @@ def run(settings, args) -> int:
 
 
 def _create(settings, args, anchor: PrestartedAnchor) -> int:
-    import pwd
-
     from scrun.anchor.request import AnchorRequest
-    from scrun.config.settings import load_node_config
+    from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config
     from scrun.core.bundle import load_bundle_config
     from scrun.core.options import build_job_options, merge_option_env
     from scrun.log import get_logger
@@ -140,16 +145,17 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         raise InvalidInputError(f"{cfg.config_file}: process.terminal is true but no --console-socket was given (runc refuses this too)")
     from scrun.core.executable import check_executable
 
-    check_executable(cfg.root_path, cfg.args[0], cfg.env_dict(), cfg.cwd)
+    container_env = cfg.env_dict()
+    check_executable(cfg.root_path, cfg.args[0], container_env, cfg.cwd)
     oci = load_node_config(settings.slurm_conf)
     if oci.path is None:
         log.debug("no oci.conf next to %s: fine for scrun, but compute nodes need one for --container", settings.slurm_conf)
     else:
-        node_keys = sorted(k for k in oci.raw if k not in ("srunpath", "srunargs", "stdiodebug", "filedebug", "syslogdebug"))
+        node_keys = sorted(k for k in oci.raw if k not in SCRUN_OCI_KEYS)
         if node_keys:
             log.debug("%s: %s apply on the compute nodes (slurmstepd); scrun only checks them", oci.path, ", ".join(node_keys))
     anchor_log = _anchor_log_config(settings, args, oci)
-    options = build_job_options(merge_option_env(settings.env, cfg.env_dict()))
+    options = build_job_options(merge_option_env(settings.env, container_env))
     existing_job = _existing_job_id(settings.env)
     path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     srun = _resolve_srun(oci.srun_path, path_env)
@@ -165,10 +171,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         log.info("%s", settings.root_note)
     state_dir = make_container_dir(settings.root, container_id)
     pid_file = _abs(args.pid_file)
-    try:
-        owner = pwd.getpwuid(settings.uid).pw_name
-    except KeyError:
-        owner = str(settings.uid)
+    owner = _user_name(settings.uid)
     record = ContainerRecord(
         id=container_id, bundle=cfg.bundle, orig_bundle=cfg.bundle, config_file=cfg.config_file,
         root_path=cfg.root_path, orig_root_path=cfg.root_path, oci_version=cfg.oci_version,

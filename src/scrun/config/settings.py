@@ -25,6 +25,8 @@ _OCI_FALSE = {"false", "no", "n", "0"}
 _RUNTIME_KEYS = ("runtimecreate", "runtimedelete", "runtimekill", "runtimequery", "runtimerun", "runtimestart")
 # oci.conf keys: the node side (slurmstepd) uses most of them; scrun only needs SrunPath/SrunArgs
 # and the debug overrides, but it checks all so a typo is reported with file:line.
+# The oci.conf keys scrun itself acts on; the others are for slurmstepd on the nodes.
+SCRUN_OCI_KEYS = frozenset({"srunpath", "srunargs", "stdiodebug", "filedebug", "syslogdebug"})
 OCI_KEYS = {
     "containerpath", "createenvfile", "debugflags", "disablecleanup", "disablehooks", "envexclude",
     "filedebug", "ignorefileconfigjson", "mountspooldir", "runtimeenvexclude", "srunpath", "srunargs",

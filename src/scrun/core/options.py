@@ -185,7 +185,6 @@ class JobOptions:
     job_args: tuple[str, ...]
     step_args: tuple[str, ...]
     job_name: str | None
-    values: Mapping[str, str]  # the SCRUN_* values that took effect, for logs and Lua
 
 
 def merge_option_env(caller_env: Mapping[str, str], container_env: Mapping[str, str]) -> dict[str, str]:
@@ -237,4 +236,4 @@ def build_job_options(values: Mapping[str, str]) -> JobOptions:
     if "SCRUN_WAIT4SWITCH" in values and switches_count is None:
         raise InvalidInputError('SCRUN_WAIT4SWITCH is set without SCRUN_REQ_SWITCH: set both (count and max wait)')
     name = values.get("SCRUN_JOB_NAME")
-    return JobOptions(tuple(job), tuple(step), name.strip() if name else None, dict(values))
+    return JobOptions(tuple(job), tuple(step), name.strip() if name else None)

@@ -36,7 +36,6 @@ class ContainerRecord:
     anchor_pid: int = 0
     anchor_starttime: int = 0        # /proc/<pid>/stat field 22, guards against pid reuse
     job_id: int | None = None
-    step_id: str | None = None
     own_allocation: bool = True      # False when running inside an existing job (SLURM_JOB_ID)
     exit_code: int | None = None
     slurm_conf: str = ""
