@@ -7,8 +7,13 @@ VENV := $(CURDIR)/.venv
 SCRUN := $(VENV)/bin/scrun
 NODES ?= 3
 PYTEST_ARGS ?=
+DEVCLUSTER := python3 tools/devcluster.py
+# The Slurm lanes to set up and test: all of them (the host's own first), or one by name,
+# e.g. `make test LANE=slurm-24.11`.
+LANE ?= all
+LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 
-.PHONY: all venv install cluster cluster-down demo test unit lint bench clean
+.PHONY: all venv install packages cluster cluster-down demo test unit lint bench clean
 
 all: test
 
@@ -28,16 +33,21 @@ install: venv
 	chmod 755 /usr/local/bin/scrun.tmp
 	mv /usr/local/bin/scrun.tmp /usr/local/bin/scrun
 
-# Packages first (they include Debian's python3-venv, which the venv is built from), then scrun.
-cluster:
-	python3 tools/devcluster.py up --nodes $(NODES) --scrun /usr/local/bin/scrun
+packages:
+	$(DEVCLUSTER) packages
+
+# Host packages first (they include Debian's python3-venv, which the venv is built from), then
+# scrun, then the lanes (a namespace lane's wheels are fetched with the venv's pip).
+cluster: packages
 	$(MAKE) --no-print-directory install
+	$(DEVCLUSTER) up $(addprefix --lane ,$(LANES)) --nodes $(NODES) --scrun /usr/local/bin/scrun --pip $(VENV)/bin/pip
 
 cluster-down:
-	$(PYTHON) tools/devcluster.py down
+	$(DEVCLUSTER) down
 
+# The main job, on the host's own lane (or `make demo LANE=slurm-24.11`).
 demo: cluster
-	@bash tools/demo.sh
+	@$(DEVCLUSTER) exec --lane $(firstword $(LANES)) -- bash tools/demo.sh
 
 unit: venv
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
@@ -45,8 +55,14 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests tools bench
 
+# Unit tests once, then integration and e2e in every lane, each with its own summary; a lane
+# that fails does not stop the others, but fails the run.
 test: cluster lint
-	CI=$${CI:-true} $(VENV)/bin/pytest $(PYTEST_ARGS)
+	CI=$${CI:-true} $(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+	@rc=0; for lane in $(LANES); do \
+	  echo "=== integration and e2e on $$lane ==="; \
+	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "integration or e2e" $(PYTEST_ARGS) || rc=1; \
+	done; exit $$rc
 
 bench: cluster
 	$(VENV)/bin/python bench/run.py

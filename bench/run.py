@@ -1,7 +1,12 @@
 """scrun benchmarks: what scrun costs over bare Slurm, as ratios against floors measured in this run.
 
-    make bench            (after `make cluster`; writes bench/results/latest.json, prints a table)
+    make bench            (after `make cluster`: every lane, then bench/results/latest.json and the README table)
     BENCH_QUICK=1 make bench   fewer repetitions, smaller transfers (a smoke run)
+    bench/run.py               one lane (the one it runs in: SCRUN_LANE), writes bench/results/<lane>.json
+    bench/run.py --combine     the lanes' files → latest.json; --readme puts its table in the README
+
+Where the lane's slurm-client ships upstream's C scrun (Debian 13: /usr/bin/scrun), it runs side
+by side: the same `podman run` timing, and how many of N runs gave the right exit code or hung.
 
 Absolute times on shared machines vary by 2x between machines, so each figure is a ratio of
 medians measured here, now, against a floor: bare `srun --container`, podman with crun,
@@ -27,6 +32,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 IMAGE = "localhost/busybox:latest"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+LANE = os.environ.get("SCRUN_LANE") or "host"
+UPSTREAM = "/usr/bin/scrun"        # Debian 13's slurm-client: upstream's C scrun
+UPSTREAM_ROOT = "/run/scrun-upstream"
+CORRECTNESS_RUNS = 5 if QUICK else 10
+PER_RUN_TIMEOUT = 30.0             # a run past this counts as hung; it is cleaned up by pid
 REPS = 5 if QUICK else 15
 # What engines run: the launcher `make install` writes (pip's console script imports re).
 SCRUN = ["/usr/local/bin/scrun"] if os.path.exists("/usr/local/bin/scrun") else [sys.executable, "-m", "scrun"]
@@ -66,10 +76,10 @@ def ratio(a, b):
 
 def make_bundle(tmp: pathlib.Path) -> pathlib.Path:
     sys.path.insert(0, str(REPO / "tools"))
-    import devcluster  # noqa: E402
+    from cluster.podman import build_busybox_rootfs  # noqa: E402
 
     bundle = tmp / "bundle"
-    devcluster.build_busybox_rootfs(bundle / "rootfs")
+    build_busybox_rootfs(bundle / "rootfs")
     subprocess.run(["crun", "spec"], cwd=bundle, check=True)
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["terminal"] = False

@@ -4,7 +4,7 @@ Under CI=true a cluster or podman that is not there is a failure, never a silent
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import pathlib
@@ -31,12 +31,12 @@ def require(ok: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def _devcluster():
-    spec = importlib.util.spec_from_file_location("devcluster", REPO / "tools" / "devcluster.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+def cluster_tool(module: str):
+    """A module of the cluster tool (tools/cluster/), which is not an installed package."""
+    tools = str(REPO / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    return importlib.import_module(f"cluster.{module}")
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
@@ -97,7 +97,7 @@ def conf_dir(tmp_path, slurm_cluster):
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory) -> pathlib.Path:
     rootfs = tmp_path_factory.mktemp("image") / "rootfs"
-    _devcluster().build_busybox_rootfs(rootfs)
+    cluster_tool("podman").build_busybox_rootfs(rootfs)
     return rootfs
 
 
@@ -209,3 +209,40 @@ def scrun(tmp_path, request):
             wait_for(lambda: not jobs_named(names), timeout=30, what="the test's jobs to end")
         except AssertionError:
             pytest.fail(f"jobs left behind: {jobs_named(names)}")
+
+
+# ------------------------------------------------------------------ lanes
+
+LANE = os.environ.get("SCRUN_LANE", "")
+
+
+def slurm_version() -> tuple[int, int]:
+    """The local Slurm's release, (22, 5) or (24, 11); (0, 0) when there is no srun."""
+    if not shutil.which("srun"):
+        return (0, 0)
+    import re
+
+    m = re.search(r"(\d+)\.(\d+)", sh(["srun", "--version"]).stdout)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+# The node side of 24.11 (slurmstepd sets process.terminal, crun 1.21 makes the container's
+# tty) answers TIOCGWINSZ with an error: `stty size` fails even under a bare
+# `srun --pty --container B /bin/sh -c 'stty size'`, so no window size can reach the container.
+NODE_TTY_HAS_NO_SIZE = pytest.mark.xfail(
+    slurm_version() >= (23, 2), strict=True,
+    reason="Slurm >= 23.02 node side: the container's tty (slurmstepd --pty + crun) has no window size, "
+           "even with bare srun --pty --container")
+
+
+def pytest_report_header(config):
+    if not LANE:
+        return None
+    version = sh(["sinfo", "--version"]).stdout.strip() if shutil.which("sinfo") else "no Slurm"
+    podman = sh(["podman", "--version"]).stdout.strip() if shutil.which("podman") else "no podman"
+    return f"lane: {LANE} ({version}, {podman}, Python {sys.version.split()[0]})"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if LANE:
+        terminalreporter.write_sep("=", f"lane {LANE}", bold=True)

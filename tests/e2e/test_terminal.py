@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, jobs_named, require, wait_for
+from conftest import IMAGE, NODE_TTY_HAS_NO_SIZE, jobs_named, require, wait_for
 
 pytestmark = pytest.mark.e2e
 ROWS, COLS = 30, 100
@@ -52,12 +52,13 @@ def test_tty_and_exit_code(term):
     assert "srun: error" not in screen
 
 
+@NODE_TTY_HAS_NO_SIZE
 def test_interactive_shell_size_and_exit(term):
     term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh; echo RC:$?")
     term.wait("/ #")
     term.line("echo hel''lo; stty size")
     term.wait("hello")
-    term.wait(f"{ROWS} {COLS}")  # the size of the outer terminal
+    term.wait(f"{ROWS} {COLS}", timeout=15)  # the size of the outer terminal (the shell is up: no need for 60 s)
     term.line("exit 3")
     assert "RC:3" in term.wait("RC:")
 
@@ -85,11 +86,12 @@ def test_detached_tty_logs_and_rm(podman_ready):
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
 
 
+@NODE_TTY_HAS_NO_SIZE
 def test_resize_reaches_the_container(term):
     term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh; echo RC:$?")
     term.wait("/ #")
     term.line("stty size")
-    term.wait(f"{ROWS} {COLS}")
+    term.wait(f"{ROWS} {COLS}", timeout=15)
     subprocess.run(["tmux", "resize-window", "-t", term.name, "-x", str(COLS + 20), "-y", str(ROWS + 10)], check=True)
     import time
     time.sleep(1)  # conmon → master → SIGWINCH to srun → the node's pty

@@ -8,7 +8,8 @@ pytestmark = pytest.mark.integration
 
 def test_srun_container_runs_a_bundle(slurm_cluster, make_bundle):
     bundle = make_bundle(["sh", "-c", "echo hello from the bundle; exit 7"], local_rootfs=True)
-    proc = sh(["srun", f"--container={bundle}", "--", "sh", "-c", "echo hello from the bundle; exit 7"])
+    # An absolute command: srun >= 23.02 resolves a bare name on the node, not in the bundle.
+    proc = sh(["srun", f"--container={bundle}", "--", "/bin/sh", "-c", "echo hello from the bundle; exit 7"])
     assert "hello from the bundle" in proc.stdout
     assert proc.returncode == 7
 

@@ -1,6 +1,7 @@
 """create → start → stopped → delete through the real scrun CLI against the real cluster."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import jobs_named, sh, wait_for
+from conftest import jobs_named, sh, slurm_version, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -280,3 +281,20 @@ def test_anchor_answers_malformed_and_foreign_requests(slurm_cluster, scrun, mak
                             capture_output=True, text=True)
     assert nobody.returncode != 0  # the state dir is 0700: other users cannot even reach the socket
     assert scrun("delete", "--force", cid).returncode == 0
+
+
+def test_the_step_is_found_the_way_the_slurm_version_allows(scrun, make_bundle, conf_dir):
+    """>= 23.02: srun --container-id, and the step is looked up by it; 22.05: by step name."""
+    with open(conf_dir / "oci.conf", "a") as fh:
+        fh.write("FileDebug=debug\n")
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "60"]), global_args=("-f", str(conf_dir / "slurm.conf"))).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    assert scrun("kill", cid, "KILL").returncode == 0
+    assert scrun.wait_stopped(cid, 30)["exit_code"] == 137
+    log = (scrun.root / cid / "anchor.log").read_text()
+    by_id = slurm_version() >= (23, 2)
+    assert (f"--container-id={cid}" in log) is by_id
+    found = re.findall(r"container steps \['(\w+)'\] found by (--container-id|step name)", log)
+    assert found and found[0][1] == ("--container-id" if by_id else "step name"), log
+    assert scrun("delete", cid).returncode == 0

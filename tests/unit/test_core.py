@@ -10,7 +10,7 @@ from scrun.core.bundle import parse_bundle_config
 from scrun.core.exitcode import exit_code_from_returncode
 from scrun.core.executable import check_executable
 from scrun.core.ids import default_job_name, step_name_for, validate_container_id
-from scrun.core.nodebundle import needs_rootfs_shim, shim_config
+from scrun.core.nodebundle import node_command, needs_rootfs_shim, shim_config
 from scrun.core.signals import parse_signal
 from scrun.core.status import Status, can_delete, can_kill, can_start
 from scrun.core.timefmt import time_str2mins
@@ -125,6 +125,18 @@ def test_executable_lookup(tmp_path):
     with pytest.raises(InvalidInputError, match="/nonexistent"):
         check_executable(str(tmp_path), "/nonexistent", {})
     check_executable(str(tmp_path / "missing-rootfs"), "anything", {})  # not local: the node decides
+
+
+def test_node_command_resolves_bare_names_in_the_rootfs_on_new_slurm(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sh").symlink_to("busybox")
+    args = ("sh", "-c", "exit 3")
+    # 24.11's srun would turn `sh` into the node's /usr/bin/sh: hand it the container's own path.
+    assert node_command((24, 11, 5), args, str(tmp_path), {"PATH": "/usr/bin:/bin"}) == ("/bin/sh", "-c", "exit 3")
+    assert node_command((22, 5, 8), args, str(tmp_path), {"PATH": "/usr/bin:/bin"}) == args
+    assert node_command((24, 11, 5), ("/bin/sh",), str(tmp_path), {}) == ("/bin/sh",)
+    assert node_command((24, 11, 5), ("nope",), str(tmp_path), {}) == ("nope",)  # crun will say so
+    assert node_command((24, 11, 5), args, str(tmp_path / "elsewhere"), {}) == args  # rootfs not visible here
 
 
 def test_names():

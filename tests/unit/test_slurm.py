@@ -1,9 +1,11 @@
 """Slurm argv builders (exact, golden) and output parsers (real output samples)."""
+import pathlib
+
 import pytest
 
 from scrun.slurm.argv import (HOLDER_READY, build_remote_command_argv, build_salloc_argv, build_scancel_argv,
-                              build_srun_argv)
-from scrun.slurm.parse import parse_env0, parse_salloc_line, parse_slurm_version, parse_step_list
+                              build_srun_argv, build_step_show_argv, finds_step_by_container_id)
+from scrun.slurm.parse import parse_env0, parse_salloc_line, parse_slurm_version, parse_step_containers, parse_step_list
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +64,33 @@ def test_versions_env_and_steps():
     assert parse_env0(b"A=1\0B=x\ny\0junk\0C=\0") == {"A": "1", "B": "x\ny", "C": ""}
     assert parse_step_list("12.0 scrun:c1\n12.1 lua-command\n12.extern extern\n") == [
         ("0", "scrun:c1"), ("1", "lua-command"), ("extern", "extern")]
+
+
+# ---------------------------------------------------------------- outputs captured from both lanes
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize("version", ["22.05", "24.11"])
+def test_step_list_of_both_versions(version):
+    assert parse_step_list((DATA / f"squeue-steps-{version}.txt").read_text())[0][1] == "scrun:abc"
+
+
+def test_step_container_ids_from_24_11():
+    text = (DATA / "scontrol-show-step-24.11.txt").read_text()
+    assert parse_step_containers(text) == [("0", "abc123")]
+
+
+def test_22_05_steps_have_no_container_id():
+    # 22.05 shows Container= but has no ContainerID=: steps are found by name there.
+    text = (DATA / "scontrol-show-step-22.05.txt").read_text()
+    assert parse_step_containers(text) == [("0", "")]
+
+
+@pytest.mark.parametrize("version, by_id", [((22, 5, 8), False), ((23, 2, 0), True), ((24, 11, 5), True)])
+def test_step_lookup_follows_the_version(version, by_id):
+    assert finds_step_by_container_id(version) is by_id
+    argv = build_srun_argv("srun", [], job_id=1, step_name="scrun:x", container_id="x", bundle="/b", step_args=[],
+                           pty=False, args=["true"], slurm_version=version)
+    assert ("--container-id=x" in argv) is by_id
+    assert build_step_show_argv("scontrol", 7) == ["scontrol", "--oneliner", "show", "step", "7"]

@@ -27,14 +27,15 @@ from typing import Any
 from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
-from scrun.core.nodebundle import needs_rootfs_shim, shim_config
+from scrun.core.bundle import load_bundle_config
+from scrun.core.nodebundle import needs_rootfs_shim, node_command, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_slurm_version, parse_step_list
+from scrun.slurm.parse import parse_slurm_version, parse_step_containers, parse_step_list
 from scrun.slurm.runner import run_async
 from scrun.store.records import (
     SOCKET_NAME,
@@ -354,7 +355,7 @@ class Anchor:
         argv = slurm_argv.build_srun_argv(
             self.req.srun_path, self.req.srun_args, job_id=self.record.job_id, step_name=self.req.step_name,
             container_id=self.req.id, bundle=self._node_bundle(), step_args=self.req.step_args,
-            pty=self.req.terminal, args=self.req.args, slurm_version=self.slurm_version)
+            pty=self.req.terminal, args=self._node_command(), slurm_version=self.slurm_version)
         self.log.debug("launching: %s", argv)
         cwd = self.record.bundle if os.path.isdir(self.record.bundle) else "/"
         env = self.slurm_env()
@@ -383,6 +384,14 @@ class Anchor:
         self.set_status(Status.RUNNING)
         self.start_requested.set()
 
+    def _node_command(self) -> tuple[str, ...]:
+        """The container's args as srun must get them (Lua may have staged the bundle elsewhere)."""
+        try:
+            env = load_bundle_config(self.record.bundle).env_dict()
+        except ScrunError:
+            env = {}
+        return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
+
     def _node_bundle(self) -> str:
         """The bundle srun gets: the container's, or a shim for nodes that ignore root.path."""
         bundle, root_path = self.record.bundle, self.record.root_path
@@ -401,15 +410,25 @@ class Anchor:
         return shim
 
     async def _step_ids(self) -> list[str]:
-        """Ids of the running container steps (by step name) of our job."""
+        """Ids of the running container steps of our job: by --container-id where Slurm has
+        it (the name is only a label), else by step name."""
         if self.record.job_id is None:
             return []
-        argv = slurm_argv.build_step_list_argv("squeue", self.record.job_id)
+        by_container_id = slurm_argv.finds_step_by_container_id(self.slurm_version)
+        if by_container_id:
+            argv = slurm_argv.build_step_show_argv("scontrol", self.record.job_id)
+        else:
+            argv = slurm_argv.build_step_list_argv("squeue", self.record.job_id)
         try:
             _, out, _ = await run_async(argv, env=self.slurm_env(), timeout=30, check=False)
         except SlurmError:
             return []
-        return [step for step, name in parse_step_list(out.decode()) if name == self.req.step_name]
+        if by_container_id:
+            steps = [step for step, cid in parse_step_containers(out.decode()) if cid == self.req.id]
+        else:
+            steps = [step for step, name in parse_step_list(out.decode()) if name == self.req.step_name]
+        self.log.debug("container steps %s found by %s", steps, "--container-id" if by_container_id else "step name")
+        return steps
 
     async def _signal_step(self, sig: int) -> None:
         """Deliver `sig` to the container step; SIGKILL to the step only, never the whole job."""

@@ -17,16 +17,29 @@ def _exists_in_rootfs(rootfs: str, path: str) -> bool:
     return os.path.lexists(os.path.join(rootfs, path.lstrip("/")))
 
 
+def _rootfs_is_local(rootfs: str) -> bool:
+    return os.path.isdir(rootfs) and bool(os.listdir(rootfs))
+
+
+def resolve_in_rootfs(rootfs: str, arg0: str, env: dict[str, str]) -> str | None:
+    """The in-container path of a bare command name, searched along the container's PATH as
+    runc does; None when arg0 has a slash, is not there, or the rootfs is not visible here."""
+    if "/" in arg0 or not _rootfs_is_local(rootfs):
+        return None
+    for directory in (env.get("PATH") or DEFAULT_PATH).split(":"):
+        if directory and _exists_in_rootfs(rootfs, os.path.join(directory, arg0)):
+            return os.path.join(directory, arg0)
+    return None
+
+
 def check_executable(rootfs: str, arg0: str, env: dict[str, str], cwd: str = "/") -> None:
     """Raise InvalidInputError when arg0 cannot exist in rootfs; do nothing if rootfs is not local."""
-    if not os.path.isdir(rootfs) or not os.listdir(rootfs):
+    if not _rootfs_is_local(rootfs):
         return  # staged elsewhere (scrun.lua) or not mounted here: the node will tell
     if "/" in arg0:
         target = arg0 if arg0.startswith("/") else os.path.join(cwd, arg0)
         if not _exists_in_rootfs(rootfs, target):
             raise InvalidInputError(f"executable file `{arg0}` not found: No such file or directory")
         return
-    for directory in (env.get("PATH") or DEFAULT_PATH).split(":"):
-        if directory and _exists_in_rootfs(rootfs, os.path.join(directory, arg0)):
-            return
-    raise InvalidInputError(f"executable file `{arg0}` not found in $PATH: No such file or directory")
+    if resolve_in_rootfs(rootfs, arg0, env) is None:
+        raise InvalidInputError(f"executable file `{arg0}` not found in $PATH: No such file or directory")

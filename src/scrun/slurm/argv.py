@@ -37,7 +37,7 @@ def build_srun_argv(
 ) -> list[str]:
     """The container step (upstream scrun's line, minus its /bin/sh wrapper: we resolve srun ourselves)."""
     argv = [srun, *srun_args, f"--jobid={job_id}", f"--job-name={step_name}", "--no-kill"]
-    if tuple(slurm_version[:2]) >= CONTAINER_ID_MIN_VERSION:
+    if finds_step_by_container_id(slurm_version):
         argv.append(f"--container-id={container_id}")
     argv += [f"--container={bundle}", "--export=NONE", *step_args]
     if pty:
@@ -61,4 +61,14 @@ def build_scancel_argv(scancel: str, job_id: int, *, step: str | None = None, si
 
 
 def build_step_list_argv(squeue: str, job_id: int) -> list[str]:
+    """Steps of a job with their names (Slurm < 23.02: the step is known by its name)."""
     return [squeue, "--noheader", "--steps", f"--jobs={job_id}", "--format=%i %j"]
+
+
+def build_step_show_argv(scontrol: str, job_id: int) -> list[str]:
+    """Steps of a job, one line each, with ContainerID= (Slurm >= 23.02)."""
+    return [scontrol, "--oneliner", "show", "step", str(job_id)]
+
+
+def finds_step_by_container_id(slurm_version: tuple[int, ...]) -> bool:
+    return tuple(slurm_version[:2]) >= CONTAINER_ID_MIN_VERSION

@@ -53,3 +53,19 @@ def parse_step_list(text: str) -> list[tuple[str, str]]:
         step = parts[0].split(".", 1)[1]
         steps.append((step, parts[1].strip() if len(parts) > 1 else ""))
     return steps
+
+
+_STEP_ID = re.compile(r"(?:^|\s)StepId=\d+\.(\S+)")
+_CONTAINER_ID = re.compile(r"(?:^|\s)ContainerID=(\S*)")
+
+
+def parse_step_containers(text: str) -> list[tuple[str, str]]:
+    """`scontrol --oneliner show step J` → [(step id after the dot, container id or "")]."""
+    steps = []
+    for line in text.splitlines():
+        step = _STEP_ID.search(line)
+        if step is None:
+            continue
+        container = _CONTAINER_ID.search(line)
+        steps.append((step.group(1), container.group(1) if container else ""))
+    return steps

@@ -1,0 +1,184 @@
+"""munged, slurmctld and slurmd of one lane: configure, start without systemd, stop by pid."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from cluster import slurmconf as conf
+from cluster.shell import ClusterError, log_tail, say, wait_for, write_if_changed
+from cluster.target import Target
+
+STATE_FILE = f"{conf.RUN_DIR}/devcluster.nodes"
+MUNGE_PID = "/run/munge/munged.pid"
+
+
+def write_configs(t: Target, layout: conf.Layout) -> bool:
+    """Write the lane's configs; True when one changed (the daemons must then restart)."""
+    etc = t.path("/etc/slurm")
+    slurm_conf = etc / "slurm.conf"
+    if slurm_conf.exists() and conf.MARKER not in slurm_conf.read_text():
+        backup = slurm_conf.with_name("slurm.conf.before-devcluster")
+        say(f"[{t.lane}] keeping the existing /etc/slurm/slurm.conf as {backup.name}")
+        backup.write_text(slurm_conf.read_text())
+    changed = False
+    changed |= write_if_changed(slurm_conf, conf.slurm_conf(layout))
+    changed |= write_if_changed(etc / "cgroup.conf", conf.cgroup_conf(layout))
+    changed |= write_if_changed(etc / "oci.conf", conf.OCI_CONF)
+    dirs = [conf.RUN_DIR, conf.LOG_DIR, f"{conf.LIB_DIR}/slurmctld", conf.CRUN_ROOT,
+            *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
+    for d in dirs:
+        t.path(d).mkdir(parents=True, exist_ok=True)
+    t.path(conf.CRUN_ROOT).chmod(0o1777)
+    t.path(conf.LOG_DIR).chmod(0o775)
+    t.chown("slurm:slurm", f"{conf.LIB_DIR}/slurmctld", conf.LOG_DIR)
+    return changed
+
+
+# ---------------------------------------------------------------- munge
+
+def munge_ok(t: Target) -> bool:
+    return t.run(["sh", "-c", "munge -n | unmunge"], check=False, timeout=10).returncode == 0
+
+
+def start_munge(t: Target) -> None:
+    if t.pid_of(MUNGE_PID, "munged") and munge_ok(t):
+        return
+    if not t.path("/etc/munge/munge.key").exists():
+        t.run(["mungekey", "-c", "-k", "/etc/munge/munge.key"])
+    for d in ("/run/munge", "/var/log/munge", "/var/lib/munge"):
+        t.path(d).mkdir(parents=True, exist_ok=True)
+    t.chown("munge:munge", "/etc/munge", "/etc/munge/munge.key", "/run/munge", "/var/log/munge", "/var/lib/munge")
+    t.path("/etc/munge/munge.key").chmod(0o400)
+    t.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force"], timeout=20)
+    wait_for(lambda: munge_ok(t), 10, f"munged in {t.lane} to answer (munge -n | unmunge)",
+             t.path("/var/log/munge/munged.log"))
+
+
+# ---------------------------------------------------------------- slurm
+
+def slurmd_pidfile(name: str) -> str:
+    return f"{conf.RUN_DIR}/slurmd-{name}.pid"
+
+
+def running_nodes(t: Target) -> list[str]:
+    try:
+        names = t.path(STATE_FILE).read_text().split()
+    except OSError:
+        return []
+    return [n for n in names if t.pid_of(slurmd_pidfile(n), "slurmd")]
+
+
+def stop_pid(t: Target, pidfile: str, comm: str, timeout: float = 10) -> None:
+    pid = t.pid_of(pidfile, comm)
+    if pid is None:
+        return
+    # A namespace lane's pids mean nothing on the host: signal through the lane.
+    t.run(["kill", "-TERM", str(pid)], check=False, timeout=10)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and t.pid_of(pidfile, comm):
+        time.sleep(0.05)
+    if t.pid_of(pidfile, comm):
+        t.run(["kill", "-KILL", str(pid)], check=False, timeout=10)
+
+
+def stop_all(t: Target) -> None:
+    for pidfile in t.path(conf.RUN_DIR).glob("slurmd-*.pid"):
+        stop_pid(t, f"{conf.RUN_DIR}/{pidfile.name}", "slurmd")
+    stop_pid(t, conf.CTLD_PID, "slurmctld")
+    t.path(STATE_FILE).unlink(missing_ok=True)
+
+
+def port_owner(t: Target, port: int) -> str | None:
+    out = t.run(["ss", "-Htlnp", f"sport = :{port}"], check=False, timeout=10).stdout.strip()
+    if not out:
+        return None
+    if 'users:(("' in out:
+        return out.split('users:(("', 1)[1].split('"', 1)[0]
+    return "unknown process"
+
+
+def check_port(t: Target, port: int, ours: str) -> None:
+    owner = port_owner(t, port)
+    if owner is not None and owner != ours:
+        raise ClusterError(f"TCP port {port} is taken by {owner!r}, not {ours}: stop it or free the port")
+
+
+def scontrol_ping(t: Target) -> bool:
+    return "is UP" in t.run(["scontrol", "ping"], check=False, timeout=15).stdout
+
+
+def start_slurmctld(t: Target) -> None:
+    if t.pid_of(conf.CTLD_PID, "slurmctld"):
+        return
+    check_port(t, conf.CTLD_PORT, "slurmctld")
+    log = t.path(f"{conf.LOG_DIR}/slurmctld.log")
+    # -i: ignore saved state that does not match the config (nodes changed between runs).
+    proc = t.run(["slurmctld", "-i"], check=False, timeout=30)
+    if proc.returncode != 0:
+        raise ClusterError(f"slurmctld in {t.lane} failed to start: {proc.stderr.strip()}\n  {log_tail(log)}")
+    wait_for(lambda: scontrol_ping(t), 30, f"slurmctld in {t.lane} to answer `scontrol ping`", log)
+
+
+def start_slurmd(t: Target, name: str, port: int) -> None:
+    if t.pid_of(slurmd_pidfile(name), "slurmd"):
+        return
+    check_port(t, port, "slurmd")
+    proc = t.run(["slurmd", "-N", name], check=False, timeout=30)
+    if proc.returncode != 0:
+        log = t.path(f"{conf.LOG_DIR}/slurmd-{name}.log")
+        raise ClusterError(f"slurmd -N {name} in {t.lane} failed to start: {proc.stderr.strip()}\n  {log_tail(log)}")
+
+
+def node_states(t: Target) -> dict[str, str]:
+    out = t.run(["sinfo", "-h", "-N", "-o", "%N %T"], check=False, timeout=15).stdout
+    return {p[0]: p[1].rstrip("*") for p in (line.split() for line in out.splitlines()) if len(p) == 2}
+
+
+def nodes_idle(t: Target, names: list[str]) -> bool:
+    states = node_states(t)
+    return all(states.get(n, "") in ("idle", "mixed", "allocated") for n in names)
+
+
+def resume_nodes(t: Target, names: list[str]) -> None:
+    for name, state in node_states(t).items():
+        if name in names and state in ("down", "drained", "draining", "fail"):
+            t.run(["scontrol", "update", f"nodename={name}", "state=resume"], check=False, timeout=15)
+
+
+def start_cluster(t: Target, layout: conf.Layout) -> None:
+    """munged, slurmctld and one slurmd per node; restarts Slurm when its config changed."""
+    start_munge(t)
+    changed = write_configs(t, layout)
+    wanted = conf.node_names(layout.nodes)
+    current = running_nodes(t)
+    if changed or (current and set(current) != set(wanted)):
+        if t.pid_of(conf.CTLD_PID, "slurmctld") or current:
+            say(f"[{t.lane}] configuration changed: restarting slurmctld and slurmd")
+        stop_all(t)
+    start_slurmctld(t)
+    for i, name in enumerate(wanted):
+        start_slurmd(t, name, conf.SLURMD_BASE_PORT + i)
+    t.path(STATE_FILE).write_text(" ".join(wanted) + "\n")
+    resume_nodes(t, wanted)
+    wait_for(lambda: nodes_idle(t, wanted), 60, f"node(s) {','.join(wanted)} in {t.lane} to become idle",
+             t.path(f"{conf.LOG_DIR}/slurmd-{wanted[0]}.log"))
+
+
+def slurm_version(t: Target) -> str:
+    return t.run(["sinfo", "--version"], check=False, timeout=15).stdout.strip()
+
+
+def mem_mb() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 4096
+
+
+def signal_pid(pid: int, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

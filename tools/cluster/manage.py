@@ -1,0 +1,135 @@
+"""Bring lanes up and down, find where a lane runs, and run commands (pytest) in it."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+
+from cluster import cgroups, daemons, packages, podman
+from cluster.lanes import LaneSpec, native_lane
+from cluster.nslane import VENV, NamespaceLane
+from cluster.shell import ClusterError, say
+from cluster.slurmconf import Layout
+from cluster.target import Host, Target
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    nodes: int = 1
+    scrun: str = "/usr/local/bin/scrun"
+    pip: str | None = None      # the host pip that fetches a namespace lane's wheels
+    podman: bool = True
+
+
+def is_native(spec: LaneSpec) -> bool:
+    return spec == native_lane()
+
+
+def series(spec: LaneSpec) -> tuple[int, int]:
+    major, minor = spec.name.removeprefix("slurm-").split(".")
+    return int(major), int(minor)
+
+
+def layout(spec: LaneSpec, nodes: int) -> Layout:
+    if is_native(spec):
+        import socket
+        # The host's own lane keeps its hostname and loopback; 22.05 tracks processes in the
+        # host's cgroup v1 hierarchies as before (proctrack/cgroup), newer ones need none.
+        return Layout(cluster="scrundev", hostname=socket.gethostname(), address="127.0.0.1", nodes=nodes,
+                      real_mem_mb=int(daemons.mem_mb() * 0.8), cgroups=series(spec) < (23, 2) and cgroups.is_hybrid(),
+                      series=series(spec))
+    return Layout(cluster=spec.cluster, hostname=spec.hostname, address=spec.address, nodes=nodes,
+                  real_mem_mb=int(daemons.mem_mb() * 0.4), cgroups=False, series=series(spec))
+
+
+def target(spec: LaneSpec) -> Target | None:
+    """Where the lane runs now (None: a namespace lane that is not started)."""
+    if is_native(spec):
+        return Host(spec.name)
+    return NamespaceLane(spec).target()
+
+
+def requirements() -> list[str]:
+    """scrun's runtime and test dependencies from pyproject.toml (the linter runs on the host only)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    test = project.get("optional-dependencies", {}).get("test", [])
+    return [*project["dependencies"], *(r for r in test if not r.startswith("ruff"))]
+
+
+def up(spec: LaneSpec, opts: UpOptions) -> Target:
+    t0 = time.monotonic()
+    if is_native(spec):
+        cgroups.fix_hybrid_cgroups()
+        t: Target = Host(spec.name)
+        in_namespace = False
+    else:
+        packages.ensure_host_packages(packages.HOST_EXTRA)
+        lane = NamespaceLane(spec)
+        lane.ensure_rootfs(packages.LANE_PACKAGES + packages.ROOTFS_EXTRA)
+        t = lane.start(str(REPO.parent), cgroups.lane_cgroup_source())
+        in_namespace = True
+        if opts.pip is None:
+            raise ClusterError(f"lane {spec.name} needs --pip (a pip on the host to fetch wheels for its Python)")
+        lane.ensure_python(t, opts.pip, requirements(), REPO)
+    daemons.start_cluster(t, layout(spec, opts.nodes))
+    if opts.podman:
+        podman.setup_podman(t, opts.scrun, in_namespace)
+    say(f"[{spec.name}] up: {opts.nodes} node(s) idle, {daemons.slurm_version(t)} ({time.monotonic() - t0:.1f}s)")
+    return t
+
+
+def down(spec: LaneSpec) -> None:
+    t = target(spec)
+    if t is not None:
+        daemons.stop_all(t)
+    if not is_native(spec):
+        NamespaceLane(spec).stop()
+    say(f"[{spec.name}] down")
+
+
+def status(spec: LaneSpec) -> bool:
+    t = target(spec)
+    where = "host" if is_native(spec) else "namespaces"
+    if t is None:
+        print(f"{spec.name} ({where}): stopped")
+        return False
+    munge = t.pid_of(daemons.MUNGE_PID, "munged")
+    ctld = t.pid_of("/run/slurm/slurmctld.pid", "slurmctld")
+    print(f"{spec.name} ({where}): munged {'pid ' + str(munge) if munge else 'stopped'}, "
+          f"slurmctld {'pid ' + str(ctld) if ctld else 'stopped'}, slurmd {' '.join(daemons.running_nodes(t)) or 'none'}")
+    if ctld:
+        print("  " + t.run(["sinfo", "-N", "-o", "%N %T %c %m"], check=False, timeout=15).stdout.rstrip().replace("\n", "\n  "))
+    return bool(munge and ctld)
+
+
+def exec_argv(spec: LaneSpec, argv: list[str], env: dict[str, str]) -> list[str]:
+    """argv that runs `argv` in the lane, in this checkout, with `env` added; no timeout."""
+    t = target(spec)
+    if t is None:
+        raise ClusterError(f"lane {spec.name} is not running: `python3 tools/devcluster.py up --lane {spec.name}`")
+    if isinstance(t, Host):
+        return ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+    return t.argv(["sh", "-c", 'cd "$0" && exec "$@"', str(REPO), *argv], env=env)
+
+
+def python_argv(spec: LaneSpec, args: list[str]) -> list[str]:
+    """The lane's Python with scrun and its test dependencies (the host's venv, or the lane's)."""
+    python = str(REPO / ".venv" / "bin" / "python3") if is_native(spec) else f"{VENV}/bin/python3"
+    env = {"SCRUN_LANE": spec.name, "CI": os.environ.get("CI", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    return exec_argv(spec, [python, *args], env)
+
+
+def pytest_argv(spec: LaneSpec, args: list[str]) -> list[str]:
+    return python_argv(spec, ["-m", "pytest", "-p", "no:cacheprovider", *args])
+
+
+def run_in_lane(argv: list[str]) -> int:
+    """Replace this process with the lane command: stdio and the terminal pass straight through."""
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+    return 127  # not reached

@@ -1,0 +1,39 @@
+"""Debian packages: what a lane needs, and installing what the host lacks."""
+from __future__ import annotations
+
+import os
+
+from cluster.shell import ClusterError, run, say
+
+# Everything a lane needs, host or rootfs alike.
+LANE_PACKAGES = [
+    "slurmctld", "slurmd", "slurm-client", "munge", "crun", "podman", "conmon",
+    "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
+    "iproute2", "procps", "python3-venv",
+]
+# A namespace lane's rootfs also needs an init, and what podman 5 takes as recommended.
+ROOTFS_EXTRA = ["python3", "catatonit", "netavark", "passt", "iptables", "ca-certificates"]
+# Building another Debian's rootfs on the host.
+HOST_EXTRA = ["mmdebstrap"]
+
+
+def missing(packages: list[str]) -> list[str]:
+    out = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages], check=False).stdout
+    installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    return [p for p in packages if p not in installed]
+
+
+def ensure_host_packages(packages: list[str]) -> None:
+    lacking = missing(packages)
+    if not lacking:
+        return
+    if os.geteuid() != 0:
+        raise ClusterError(f"packages missing ({' '.join(lacking)}): run as root so they can be installed")
+    say(f"installing {' '.join(lacking)} (apt-get)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    upd = run(["apt-get", "update", "-qq"], check=False, env=env)
+    if upd.returncode != 0:
+        raise ClusterError(f"apt-get update failed (is the Debian mirror reachable?): {upd.stderr.strip()[-500:]}")
+    inst = run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *lacking], check=False, env=env)
+    if inst.returncode != 0:
+        raise ClusterError(f"apt-get install {' '.join(lacking)} failed: {inst.stderr.strip()[-800:]}")

@@ -1,0 +1,75 @@
+"""Running commands, waiting, and the one error type of the cluster tool."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+
+class ClusterError(Exception):
+    """A set-up step failed; the message says what and how to fix it."""
+
+
+def say(msg: str) -> None:
+    print(f"devcluster: {msg}", file=sys.stderr, flush=True)
+
+
+def run(argv: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    kw.setdefault("text", True)
+    proc = subprocess.run(argv, **kw)
+    if check and proc.returncode != 0:
+        raise ClusterError(
+            f"`{' '.join(argv)}` exited {proc.returncode}: {(proc.stderr or proc.stdout or '').strip()[-2000:]}"
+        )
+    return proc
+
+
+def log_tail(path: pathlib.Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"(no log at {path})"
+    return f"last lines of {path}:\n    " + "\n    ".join(text)
+
+
+def wait_for(pred, timeout: float, what: str, log: pathlib.Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n  " + log_tail(log)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
+
+
+def write_if_changed(path: pathlib.Path, text: str, mode: int = 0o644) -> bool:
+    """Atomic write; False (and no write) when the file already holds `text`."""
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+    return True
+
+
+def port_owner(port: int) -> str | None:
+    out = run(["ss", "-Htlnp", f"sport = :{port}"], check=False).stdout.strip()
+    if not out:
+        return None
+    if 'users:(("' in out:
+        return out.split('users:(("', 1)[1].split('"', 1)[0]
+    return "unknown process"
+
+
+def check_port(port: int, ours: str) -> None:
+    owner = port_owner(port)
+    if owner is not None and owner != ours:
+        raise ClusterError(f"TCP port {port} is taken by {owner!r}, not {ours}: stop it or free the port")

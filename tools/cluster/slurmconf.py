@@ -1,0 +1,100 @@
+"""slurm.conf, cgroup.conf and oci.conf for a lane: pure text from a layout."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MARKER = "# written by scrun tools/devcluster.py"
+CTLD_PORT = 6817
+SLURMD_BASE_PORT = 6818
+RUN_DIR = "/run/slurm"
+LOG_DIR = "/var/log/slurm"
+LIB_DIR = "/var/lib/slurm"
+CRUN_ROOT = "/run/crun-slurm"
+CTLD_PID = f"{RUN_DIR}/slurmctld.pid"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What differs between lanes: names, address, node count, how processes are tracked."""
+
+    cluster: str
+    hostname: str
+    address: str
+    nodes: int
+    real_mem_mb: int
+    # True: proctrack/task cgroup plugins on the host's v1 hierarchies (the host lane on a
+    # hybrid machine). False: no cgroup plugin at all, as in a namespace lane, which must not
+    # write into the cgroup tree it shares with the host's cluster.
+    cgroups: bool
+    series: tuple[int, int] = (22, 5)  # the Slurm release: some keys exist only from a version on
+
+
+def node_names(nodes: int) -> list[str]:
+    return [f"n{i}" for i in range(1, nodes + 1)]
+
+
+def slurm_conf(layout: Layout) -> str:
+    # One slurmd per node name on this host (multiple-slurmd build); config_overrides lets
+    # each node declare more CPUs than the host has so many small containers fit at once.
+    cpus = 32
+    nodes = layout.nodes
+    ports = f"{SLURMD_BASE_PORT}" if nodes == 1 else f"[{SLURMD_BASE_PORT}-{SLURMD_BASE_PORT + nodes - 1}]"
+    names = "n1" if nodes == 1 else f"n[1-{nodes}]"
+    tracking = ("ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup\n" if layout.cgroups else
+                "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n")
+    return f"""{MARKER}
+ClusterName={layout.cluster}
+SlurmctldHost={layout.hostname}({layout.address})
+SlurmUser=slurm
+AuthType=auth/munge
+SlurmctldPort={CTLD_PORT}
+SlurmdPort={SLURMD_BASE_PORT}
+StateSaveLocation={LIB_DIR}/slurmctld
+SlurmdSpoolDir={LIB_DIR}/slurmd/%n
+SlurmctldPidFile={CTLD_PID}
+SlurmdPidFile={RUN_DIR}/slurmd-%n.pid
+SlurmctldLogFile={LOG_DIR}/slurmctld.log
+SlurmdLogFile={LOG_DIR}/slurmd-%n.log
+{tracking}SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=100
+SchedulerParameters=sched_min_interval=0
+MessageTimeout=10
+KillWait=5
+CompleteWait=0
+InactiveLimit=0
+MinJobAge=60
+ReturnToService=2
+SlurmdParameters=config_overrides
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc={LOG_DIR}/jobcomp.log
+MailProg=/bin/true
+MpiDefault=none
+NodeName={names} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ports} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def cgroup_conf(layout: Layout) -> str:
+    if not layout.cgroups:
+        # `disabled` exists from 24.05 on; before, no cgroup plugin loads without a cgroup
+        # proctrack/task plugin, so the key is left out.
+        return f"{MARKER}\nCgroupPlugin=disabled\n" if layout.series >= (24, 5) else f"{MARKER}\n"
+    return f"""{MARKER}
+CgroupPlugin=cgroup/v1
+CgroupAutomount=yes
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainDevices=no
+"""
+
+
+OCI_CONF = f"""{MARKER}
+# "run" mode: 22.05's create/start mode hangs. `exec` so signals reach crun, not dash.
+# --cgroup-manager=disabled keeps the container inside the step's cgroup.
+RunTimeRun="exec crun --cgroup-manager=disabled --root={CRUN_ROOT}/%u run --bundle %b %n-%j-%s-%t"
+RunTimeQuery="crun --root={CRUN_ROOT}/%u state %n-%j-%s-%t"
+RunTimeKill="crun --root={CRUN_ROOT}/%u kill -a %n-%j-%s-%t SIGTERM"
+RunTimeDelete="crun --root={CRUN_ROOT}/%u delete --force %n-%j-%s-%t"
+"""
