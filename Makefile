@@ -64,8 +64,11 @@ test: cluster lint
 	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "integration or e2e" $(PYTEST_ARGS) || rc=1; \
 	done; exit $$rc
 
+# Each lane measures itself (with upstream's C scrun beside it where its Debian ships it), then
+# one table side by side.
 bench: cluster
-	$(VENV)/bin/python bench/run.py
+	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; done
+	$(VENV)/bin/python bench/run.py --combine
 	$(VENV)/bin/python bench/run.py --readme
 
 clean:

@@ -15,12 +15,14 @@ medians measured here, now, against a floor: bare `srun --container`, podman wit
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import os
 import pathlib
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -180,32 +182,112 @@ def bench_concurrency():
     return out
 
 
-def readme_table(result) -> str:
-    m, raw, figures = result["machine"], result["raw"], result["figures"]
-    lines = [f"Latest run: {m['cores']} cores, {m['memory_gib']} GiB, {m['slurm']}, {m['crun']}, {m['podman']}.",
-             f"Floors: srun --container {raw['srun_container_true']['median_s'] * 1000:.0f} ms, "
-             f"podman+crun {raw['podman_run_crun']['median_s'] * 1000:.0f} ms, python {raw['python_pass']['median_s'] * 1000:.1f} ms.",
-             "", "| figure | value | target |", "|---|---|---|"]
-    for key, fig in figures.items():
-        value = fig["value"]
-        lines.append(f"| {key} | {value:.2f} | {fig['target']} |" if isinstance(value, float) else f"| {key} | {value} | {fig['target']} |")
+def upstream_scrun() -> bool:
+    """True when upstream's C scrun is installed (ours lives in /usr/local/bin)."""
+    if not os.path.exists(UPSTREAM):
+        return False
+    out = subprocess.run([UPSTREAM, "--version"], capture_output=True, text=True).stdout
+    return out.startswith("scrun version") and "commit:" not in out  # ours also prints its commit
+
+
+def lane_jobs() -> set[str]:
+    return set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+
+
+def kill_hung(proc, name, runtime_args, jobs_before):
+    """A run past its timeout: kill the client, the container, the runtime's processes, new jobs."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(["podman", *runtime_args, "rm", "-f", "-t", "0", name], capture_output=True, timeout=30)
+    runtime = runtime_args[1]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/exe") == runtime:
+                os.kill(int(pid), signal.SIGKILL)
+    for job in lane_jobs() - jobs_before:
+        subprocess.run(["scancel", job], capture_output=True)
+
+
+def bench_correctness(runtime_args, n=CORRECTNESS_RUNS):
+    """n × `podman run --rm IMG sh -c 'exit 3'`: how many reported 3, how many hung; their times."""
+    right = hung = 0
+    durations = []
+    jobs_before = lane_jobs()
+    for _ in range(n):
+        name = f"bc-{uuid.uuid4().hex[:10]}"
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(["podman", *runtime_args, "run", "--rm", "--name", name, IMAGE, "sh", "-c", "exit 3"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait(PER_RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            hung += 1
+            kill_hung(proc, name, runtime_args, jobs_before)
+            continue
+        durations.append(time.perf_counter() - t0)
+        right += code == 3
+    return {"n": n, "exit_code_right": right, "hung": hung, "timeout_s": PER_RUN_TIMEOUT,
+            **(summary(durations) if durations else {"median_s": float("nan")})}
+
+
+def fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def readme_table(combined) -> str:
+    """One column per lane: the same figures side by side, each against its own lane's floors."""
+    lanes = combined["lanes"]
+    names = list(lanes)
+    lines = []
+    for name in names:
+        m, raw = lanes[name]["machine"], lanes[name]["raw"]
+        lines.append(f"- `{name}`: {m['slurm']}, {m['crun']}, {m['podman']}, Python {m['python']}; floors: "
+                     f"srun --container {raw['srun_container_true']['median_s'] * 1000:.0f} ms, "
+                     f"podman+crun {raw['podman_run_crun']['median_s'] * 1000:.0f} ms, "
+                     f"python {raw['python_pass']['median_s'] * 1000:.1f} ms.")
+    m = lanes[names[0]]["machine"]
+    lines[:0] = [f"Latest run: {m['cores']} cores, {m['memory_gib']} GiB, {combined['when'][:10]}.", ""]
+    lines += ["", "| figure | " + " | ".join(names) + " | target |", "|---|" + "---|" * (len(names) + 1)]
+    keys = list(dict.fromkeys(k for name in names for k in lanes[name]["figures"]))
+    for key in keys:
+        cells = [fmt(lanes[n]["figures"][key]["value"]) if key in lanes[n]["figures"] else "–" for n in names]
+        target = next(lanes[n]["figures"][key]["target"] for n in names if key in lanes[n]["figures"])
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {target} |")
     return "\n".join(lines)
+
+
+def combine() -> int:
+    """bench/results/<lane>.json of every lane that ran → latest.json."""
+    lanes = {}
+    for path in sorted(RESULTS.glob("slurm-*.json")):
+        lanes[path.stem] = json.loads(path.read_text())
+    if not lanes:
+        print("bench: no lane results in bench/results: run `make bench`", file=sys.stderr)
+        return 1
+    combined = {"when": max(r["when"] for r in lanes.values()), "lanes": lanes}
+    (RESULTS / "latest.json").write_text(json.dumps(combined, indent=2) + "\n")
+    print(readme_table(combined))
+    return 0
 
 
 def update_readme() -> int:
     """Put the table of bench/results/latest.json between the README's bench markers."""
-    result = json.loads((RESULTS / "latest.json").read_text())
+    combined = json.loads((RESULTS / "latest.json").read_text())
     readme = REPO / "README.md"
     text = readme.read_text()
     start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
     head, rest = text.split(start, 1)
-    readme.write_text(head + start + readme_table(result) + "\n" + end + rest.split(end, 1)[1])
+    readme.write_text(head + start + readme_table(combined) + "\n" + end + rest.split(end, 1)[1])
     return 0
 
 
 def main() -> int:
     if sys.argv[1:] == ["--readme"]:
         return update_readme()
+    if sys.argv[1:] == ["--combine"]:
+        return combine()
     for tool in ("srun", "salloc", "podman", "crun"):
         if not shutil.which(tool):
             print(f"bench: {tool} not found: run `make cluster` first", file=sys.stderr)
@@ -241,7 +323,13 @@ def measure(bundle, root):
     print("bench: concurrency …", file=sys.stderr)
     conc = bench_concurrency()
     rss_running = bench_rss_running()
-    return dict(srun_floor=srun_floor, salloc_floor=salloc_floor, cycle=cycle, state=state, version=version,
+    print(f"bench: exit codes and hangs over {CORRECTNESS_RUNS} runs …", file=sys.stderr)
+    correct = {"scrun": bench_correctness(["--runtime", "scrun"])}
+    if upstream_scrun():
+        print("bench: upstream's C scrun side by side …", file=sys.stderr)
+        # Upstream refuses to guess its state root as root: it must be given.
+        correct["upstream"] = bench_correctness(["--runtime", UPSTREAM, "--runtime-flag", f"root={UPSTREAM_ROOT}"])
+    return dict(correct=correct, srun_floor=srun_floor, salloc_floor=salloc_floor, cycle=cycle, state=state, version=version,
                 py_floor=py_floor, rss_created=rss_created, podman_scrun=podman_scrun, podman_crun=podman_crun,
                 tp_floor=tp_floor, tp_scrun=tp_scrun, count=count, conc=conc, rss_running=rss_running)
 
@@ -250,6 +338,7 @@ def report(m, t_start):
     srun_floor, salloc_floor, cycle, state, version = m["srun_floor"], m["salloc_floor"], m["cycle"], m["state"], m["version"]
     py_floor, rss_created, podman_scrun, podman_crun = m["py_floor"], m["rss_created"], m["podman_scrun"], m["podman_crun"]
     tp_floor, tp_scrun, count, conc, rss_running = m["tp_floor"], m["tp_scrun"], m["count"], m["conc"], m["rss_running"]
+    correct = m["correct"]
     podman_budget = (podman_crun["median_s"] + srun_floor["median_s"])
     figures = {
         "cycle_over_srun": {"value": ratio(cycle, srun_floor), "target": "<= 2.5"},
@@ -265,6 +354,15 @@ def report(m, t_start):
         "anchor_rss_mib_running": {"value": rss_running, "target": "<= 30"},
         "anchor_rss_mib_created": {"value": rss_created, "target": "reported"},
     }
+    for who, c in correct.items():
+        figures[f"{who}_exit_3_right"] = {"value": f"{c['exit_code_right']}/{c['n']}", "target": f"{c['n']}/{c['n']}"}
+        figures[f"{who}_hung"] = {"value": f"{c['hung']}/{c['n']}", "target": f"0/{c['n']}"}
+    if "upstream" in correct:
+        budget = podman_crun["median_s"] + srun_floor["median_s"]
+        figures["upstream_podman_over_crun_plus_srun"] = {"value": correct["upstream"]["median_s"] / budget,
+                                                          "target": "reported (runs that ended)"}
+        figures["scrun_podman_exit3_over_upstream"] = {"value": correct["scrun"]["median_s"] / correct["upstream"]["median_s"],
+                                                       "target": "reported (< 1: ours faster)"}
     result = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(),
         "quick": QUICK, "machine": versions(),
@@ -272,12 +370,13 @@ def report(m, t_start):
                 "scrun_state": state, "scrun_version": version, "python_pass": py_floor,
                 "podman_run_scrun": podman_scrun, "podman_run_crun": podman_crun,
                 "throughput_srun": {**tp_floor, "bytes": count}, "throughput_podman_scrun": {**tp_scrun, "bytes": count},
-                "concurrency": conc},
+                "concurrency": conc, "correctness": correct},
         "figures": figures,
         "duration_s": time.perf_counter() - t_start,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    result["lane"] = LANE
+    (RESULTS / f"{LANE}.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     print(f"machine: {m['cores']} cores, {m['memory_gib']} GiB; {m['slurm']}; {m['crun']}; {m['podman']}; {m['scrun']}")
     print()

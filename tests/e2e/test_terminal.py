@@ -42,6 +42,14 @@ def term(podman_ready):
     require(shutil.which("tmux") is not None, "tmux is not installed")
     t = Tmux()
     yield t
+    # A test that failed with the container's shell still running: end it, or the container
+    # (and its job) outlives the tmux session.
+    if "RC:" not in t.screen():
+        t.line("exit 0")
+        try:
+            t.wait("RC:", timeout=15)
+        except AssertionError:
+            pass
     t.close()
 
 

@@ -1,8 +1,6 @@
 """munged, slurmctld and slurmd of one lane: configure, start without systemd, stop by pid."""
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from cluster import slurmconf as conf
@@ -175,10 +173,3 @@ def mem_mb() -> int:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) // 1024
     return 4096
-
-
-def signal_pid(pid: int, sig: int = signal.SIGTERM) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass

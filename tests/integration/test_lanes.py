@@ -1,0 +1,60 @@
+"""The namespace lane is isolated: starting and stopping it never touches the host's cluster."""
+import os
+import pathlib
+import sys
+
+import pytest
+
+from conftest import LANE, REPO, cluster_tool, require, sh
+
+pytestmark = pytest.mark.integration
+lanes = cluster_tool("lanes")
+DEVCLUSTER = [sys.executable, str(REPO / "tools" / "devcluster.py")]
+
+
+def host_daemon_pids() -> dict[str, str]:
+    pids = {}
+    for pidfile in sorted(pathlib.Path("/run/slurm").glob("*.pid")):
+        pids[pidfile.name] = pidfile.read_text().strip()
+    return pids
+
+
+def pid_namespace_members(ns: str) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                    members.append(int(entry))
+            except OSError:
+                pass
+    return members
+
+
+def test_other_lane_down_and_up_leaves_the_host_cluster_alone(slurm_cluster):
+    native = lanes.native_lane()
+    if LANE and LANE != native.name:
+        pytest.skip("run from the host's own lane: it restarts the other one")
+    other = next(spec for spec in lanes.LANES.values() if spec != native)
+    nslane = cluster_tool("nslane").NamespaceLane(other)
+    target = nslane.target()
+    require(target is not None, f"lane {other.name} is not running (make cluster)")
+    before = host_daemon_pids()
+    assert "slurmctld.pid" in before
+    job = sh(["salloc", "--no-shell", "--job-name=lane-isolation"]).stderr
+    job_id = job.split("Granted job allocation ")[1].split()[0]
+    ns = os.readlink(f"/proc/{target.init_pid}/ns/pid")
+    try:
+        down = sh([*DEVCLUSTER, "down", "--lane", other.name])
+        assert down.returncode == 0, down.stderr
+        assert nslane.target() is None
+        assert pid_namespace_members(ns) == []  # nothing of the lane is left running
+        assert other.name not in pathlib.Path("/proc/self/mountinfo").read_text()
+        up = sh([*DEVCLUSTER, "up", "--lane", other.name, "--nodes", "3", "--pip", str(pathlib.Path(sys.executable).with_name("pip"))],
+                timeout=300)
+        assert up.returncode == 0, up.stderr
+        assert host_daemon_pids() == before
+        assert sh(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout.strip() == "RUNNING"
+        assert sh(["scontrol", "ping"]).returncode == 0
+    finally:
+        sh(["scancel", job_id])
