@@ -121,6 +121,7 @@ def python_argv(spec: LaneSpec, args: list[str]) -> list[str]:
     """The lane's Python with scrun and its test dependencies (the host's venv, or the lane's)."""
     python = str(REPO / ".venv" / "bin" / "python3") if is_native(spec) else f"{VENV}/bin/python3"
     env = {"SCRUN_LANE": spec.name, "CI": os.environ.get("CI", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.update((k, v) for k, v in os.environ.items() if k.startswith("BENCH_"))  # e.g. BENCH_QUICK
     return exec_argv(spec, [python, *args], env)
 
 
