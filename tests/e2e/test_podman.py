@@ -139,6 +139,28 @@ def test_job_options_from_podman_env(podman_ready, name):
     podman("rm", "-f", name, check=True)
 
 
+def podman_major() -> int:
+    out = sh(["podman", "--version"]).stdout
+    return int(out.split()[-1].split(".")[0])
+
+
+def test_caller_env_reaches_create_from_podman_5_only(podman_ready, name):
+    """podman 5 (through conmon) hands the caller's environment to `create`; 4.3 hands none
+    (traced: tools/trace-runtime.sh), so there SCRUN_* must come through `podman run -e`."""
+    env = {**os.environ, "SCRUN_JOB_NAME": f"caller-{name}"}
+    proc = subprocess.run(["podman", "--runtime", "scrun", "run", "-d", "--name", name, IMAGE, "sleep", "30"],
+                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        if podman_major() >= 5:
+            wait_for(lambda: sh(["squeue", "-h", "-n", f"caller-{name}", "-o", "%i"]).stdout.strip(), 30, "the job named by the caller")
+        else:
+            assert podman("inspect", name, "--format", "{{.State.Status}}").stdout.strip() == b"running"
+            assert sh(["squeue", "-h", "-n", f"caller-{name}", "-o", "%i"]).stdout.strip() == ""
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=True)
+
+
 def test_container_sees_job_env_and_its_own(podman_ready):
     proc = podman("run", "--rm", "-e", "MINE=yes", "-e", "SCRUN_PARTITION=debug", IMAGE, "env")
     env = dict(line.split("=", 1) for line in proc.stdout.decode().splitlines() if "=" in line)
