@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import sys
 import time
 import tomllib
@@ -37,7 +38,6 @@ def series(spec: LaneSpec) -> tuple[int, int]:
 
 def layout(spec: LaneSpec, nodes: int) -> Layout:
     if is_native(spec):
-        import socket
         # The host's own lane keeps its hostname and loopback; 22.05 tracks processes in the
         # host's cgroup v1 hierarchies as before (proctrack/cgroup), newer ones need none.
         return Layout(cluster="scrundev", hostname=socket.gethostname(), address="127.0.0.1", nodes=nodes,
@@ -73,9 +73,11 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
         lane.ensure_rootfs(packages.LANE_PACKAGES + packages.ROOTFS_EXTRA)
         t = lane.start(str(REPO.parent), cgroups.lane_cgroup_source())
         in_namespace = True
-        if opts.pip is None:
-            raise ClusterError(f"lane {spec.name} needs --pip (a pip on the host to fetch wheels for its Python)")
-        lane.ensure_python(t, opts.pip, requirements(), REPO)
+        pip = opts.pip or str(REPO / ".venv" / "bin" / "pip")
+        if not os.path.exists(pip):
+            raise ClusterError(f"lane {spec.name} needs a pip on the host to fetch wheels for its Python: "
+                               f"`make venv` (then {pip} is used) or --pip PATH")
+        lane.ensure_python(t, pip, requirements(), REPO)
     daemons.start_cluster(t, layout(spec, opts.nodes))
     if opts.podman:
         podman.setup_podman(t, opts.scrun, in_namespace)
@@ -120,7 +122,8 @@ def exec_argv(spec: LaneSpec, argv: list[str], env: dict[str, str]) -> list[str]
 def python_argv(spec: LaneSpec, args: list[str]) -> list[str]:
     """The lane's Python with scrun and its test dependencies (the host's venv, or the lane's)."""
     python = str(REPO / ".venv" / "bin" / "python3") if is_native(spec) else f"{VENV}/bin/python3"
-    env = {"SCRUN_LANE": spec.name, "CI": os.environ.get("CI", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {"SCRUN_LANE": spec.name, "SCRUN_LANE_KIND": "host" if is_native(spec) else "namespace",
+           "CI": os.environ.get("CI", ""), "PYTHONDONTWRITEBYTECODE": "1"}
     env.update((k, v) for k, v in os.environ.items() if k.startswith("BENCH_"))  # e.g. BENCH_QUICK
     return exec_argv(spec, [python, *args], env)
 

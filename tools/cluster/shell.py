@@ -58,18 +58,3 @@ def write_if_changed(path: pathlib.Path, text: str, mode: int = 0o644) -> bool:
     tmp.chmod(mode)
     os.replace(tmp, path)
     return True
-
-
-def port_owner(port: int) -> str | None:
-    out = run(["ss", "-Htlnp", f"sport = :{port}"], check=False).stdout.strip()
-    if not out:
-        return None
-    if 'users:(("' in out:
-        return out.split('users:(("', 1)[1].split('"', 1)[0]
-    return "unknown process"
-
-
-def check_port(port: int, ours: str) -> None:
-    owner = port_owner(port)
-    if owner is not None and owner != ours:
-        raise ClusterError(f"TCP port {port} is taken by {owner!r}, not {ours}: stop it or free the port")
