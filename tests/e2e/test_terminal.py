@@ -26,12 +26,13 @@ class Tmux:
     def screen(self) -> str:
         return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.name], capture_output=True, text=True).stdout
 
+    def seen(self, needle: str) -> str | None:
+        """The screen, if `needle` is on a line that is output, not the command line we typed."""
+        screen = self.screen()
+        return screen if any(needle in line and "$?" not in line and "echo" not in line for line in screen.splitlines()) else None
+
     def wait(self, needle: str, timeout: float = 60) -> str:
-        """Wait for `needle` on a line that is output, not the command line we typed."""
-        def seen():
-            screen = self.screen()
-            return screen if any(needle in line and "$?" not in line and "echo" not in line for line in screen.splitlines()) else None
-        return wait_for(seen, timeout, f"{needle!r} on the screen")
+        return wait_for(lambda: self.seen(needle), timeout, f"{needle!r} on the screen")
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
@@ -44,7 +45,7 @@ def term(podman_ready):
     yield t
     # A test that failed with the container's shell still running: end it, or the container
     # (and its job) outlives the tmux session.
-    if "RC:" not in t.screen():
+    if t.seen("RC:") is None:
         t.line("exit 0")
         try:
             t.wait("RC:", timeout=15)

@@ -137,6 +137,10 @@ class NamespaceLane:
             say(f"[{self.spec.name}] restarting the lane to share {share}")
             self.stop()
         self._write_etc()
+        # Every start is a fresh boot: jobs saved by the last one have no processes any more and
+        # would stay RUNNING for ever (no InactiveLimit), holding CPUs.
+        for state in ("var/lib/slurm/slurmctld", "var/lib/slurm/slurmd"):
+            shutil.rmtree(self.rootfs / state, ignore_errors=True)
         RUN.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
             holder = subprocess.Popen(
