@@ -28,7 +28,7 @@ from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
 from scrun.core.bundle import load_bundle_config
-from scrun.core.nodebundle import needs_rootfs_shim, node_command, shim_config
+from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
 from scrun.core.status import Status
@@ -386,6 +386,8 @@ class Anchor:
 
     def _node_command(self) -> tuple[str, ...]:
         """The container's args as srun must get them (Lua may have staged the bundle elsewhere)."""
+        if tuple(self.slurm_version[:2]) < NODE_RESOLVES_COMMAND_FROM:
+            return self.req.args  # no config.json read on the start path where srun keeps the name
         try:
             env = load_bundle_config(self.record.bundle).env_dict()
         except ScrunError:
