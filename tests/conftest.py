@@ -218,12 +218,14 @@ LANE = os.environ.get("SCRUN_LANE", "")
 
 def slurm_version() -> tuple[int, int]:
     """The local Slurm's release, (22, 5) or (24, 11); (0, 0) when there is no srun."""
+    from scrun.slurm.parse import parse_slurm_version
+
     if not shutil.which("srun"):
         return (0, 0)
-    import re
-
-    m = re.search(r"(\d+)\.(\d+)", sh(["srun", "--version"]).stdout)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    try:
+        return parse_slurm_version(sh(["srun", "--version"]).stdout)[:2]
+    except ValueError:
+        return (0, 0)
 
 
 # The node side of 24.11 (slurmstepd sets process.terminal, crun 1.21 makes the container's

@@ -13,7 +13,7 @@ from cluster import cgroups, daemons, packages, podman
 from cluster.lanes import LaneSpec, native_lane
 from cluster.nslane import VENV, NamespaceLane
 from cluster.shell import ClusterError, say
-from cluster.slurmconf import Layout
+from cluster.slurmconf import CTLD_PID, Layout
 from cluster.target import Host, Target
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def status(spec: LaneSpec) -> bool:
         print(f"{spec.name} ({where}): stopped")
         return False
     munge = t.pid_of(daemons.MUNGE_PID, "munged")
-    ctld = t.pid_of("/run/slurm/slurmctld.pid", "slurmctld")
+    ctld = t.pid_of(CTLD_PID, "slurmctld")
     print(f"{spec.name} ({where}): munged {'pid ' + str(munge) if munge else 'stopped'}, "
           f"slurmctld {'pid ' + str(ctld) if ctld else 'stopped'}, slurmd {' '.join(daemons.running_nodes(t)) or 'none'}")
     if ctld:
