@@ -211,6 +211,55 @@ def scrun(tmp_path, request):
             pytest.fail(f"jobs left behind: {jobs_named(names)}")
 
 
+# ------------------------------------------------------------------ terminals
+
+ROWS, COLS = 30, 100
+
+
+class Tmux:
+    """A real terminal (a tmux session), its shell run as `user` when given."""
+
+    def __init__(self, user: str | None = None):
+        self.name = f"scrun-{uuid.uuid4().hex[:8]}"
+        shell = ["runuser", "-u", user, "--", "sh", "-c", "cd /tmp && exec sh"] if user else []
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(COLS), "-y", str(ROWS), *shell], check=True)
+
+    def send(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def line(self, text: str) -> None:
+        self.send(text, "Enter")
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.name], capture_output=True, text=True).stdout
+
+    def seen(self, needle: str) -> str | None:
+        """The screen, if `needle` is on a line that is output, not the command line we typed."""
+        screen = self.screen()
+        return screen if any(needle in line and "$?" not in line and "echo" not in line for line in screen.splitlines()) else None
+
+    def wait(self, needle: str, timeout: float = 60) -> str:
+        return wait_for(lambda: self.seen(needle), timeout, f"{needle!r} on the screen")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+    def __enter__(self) -> Tmux:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # A test that failed with the container's shell still running: end it, or the container
+        # (and its job) outlives the tmux session. Commands end with `echo RC:$?`.
+        if self.seen("RC:") is None:
+            self.line("exit 0")
+            try:
+                self.wait("RC:", timeout=15)
+            except AssertionError:
+                pass
+        self.close()
+
+
+
 # ------------------------------------------------------------------ lanes
 
 LANE = os.environ.get("SCRUN_LANE", "")

@@ -7,6 +7,7 @@
     ├── ContainerNotFoundError      no container with that id ("does not exist": podman matches it)
     ├── ContainerExistsError        create with an id that is already in use
     ├── InvalidStatusError          verb not allowed in the container's current status
+    ├── NotOwnerError               state of another user (or a symlink out of the state root)
     ├── SlurmError                  a Slurm command failed or slurmctld is unreachable
     ├── LuaError                    scrun.lua failed to load or a hook failed
     └── AnchorError                 the per-container anchor failed or cannot be reached
@@ -53,6 +54,10 @@ class ContainerExistsError(ScrunError):
 
 class InvalidStatusError(ScrunError):
     """The verb is not allowed in the container's current status (e.g. kill of a stopped one)."""
+
+
+class NotOwnerError(ScrunError):
+    """The state root or a container directory belongs to another uid, or is a symlink."""
 
 
 class SlurmError(ScrunError):

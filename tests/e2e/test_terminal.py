@@ -6,52 +6,16 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, NODE_TTY_HAS_NO_SIZE, jobs_named, require, wait_for
+from conftest import COLS, IMAGE, NODE_TTY_HAS_NO_SIZE, ROWS, Tmux, jobs_named, require, wait_for
 
 pytestmark = pytest.mark.e2e
-ROWS, COLS = 30, 100
-
-
-class Tmux:
-    def __init__(self):
-        self.name = f"scrun-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(COLS), "-y", str(ROWS)], check=True)
-
-    def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def line(self, text: str) -> None:
-        self.send(text, "Enter")
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.name], capture_output=True, text=True).stdout
-
-    def seen(self, needle: str) -> str | None:
-        """The screen, if `needle` is on a line that is output, not the command line we typed."""
-        screen = self.screen()
-        return screen if any(needle in line and "$?" not in line and "echo" not in line for line in screen.splitlines()) else None
-
-    def wait(self, needle: str, timeout: float = 60) -> str:
-        return wait_for(lambda: self.seen(needle), timeout, f"{needle!r} on the screen")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
 @pytest.fixture
 def term(podman_ready):
     require(shutil.which("tmux") is not None, "tmux is not installed")
-    t = Tmux()
-    yield t
-    # A test that failed with the container's shell still running: end it, or the container
-    # (and its job) outlives the tmux session.
-    if t.seen("RC:") is None:
-        t.line("exit 0")
-        try:
-            t.wait("RC:", timeout=15)
-        except AssertionError:
-            pass
-    t.close()
+    with Tmux() as t:
+        yield t
 
 
 def test_tty_and_exit_code(term):

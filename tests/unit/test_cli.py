@@ -95,6 +95,7 @@ def test_every_output_variable_of_the_seed_is_set(tmp_path):
     import types
 
     from scrun.cli.create import _script_env
+    from scrun.core.identity import Identity
     from scrun.core.bundle import parse_bundle_config
     from scrun.log import LogConfig
 
@@ -103,8 +104,11 @@ def test_every_output_variable_of_the_seed_is_set(tmp_path):
     assert len(documented) >= 19
     cfg = parse_bundle_config("/b", json.dumps({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
                                                  "process": {"args": ["sh"]}, "annotations": {"org.example": "v"}}))
-    settings = types.SimpleNamespace(uid=0, gid=0, root="/run/scrun", log=LogConfig(log_file="/l", log_format="json"))
+    # Rootless podman: uid 0 inside the namespace is the real uid 4321 outside; the seed wants the real one.
+    identity = Identity(uid=0, gid=0, real_uid=4321, real_gid=4322, in_user_namespace=True)
+    settings = types.SimpleNamespace(identity=identity, root="/run/scrun", log=LogConfig(log_file="/l", log_format="json"))
     env = _script_env(settings, "c1", cfg, "/p", "/run/scrun/c1", 4242)
+    assert env["SCRUN_USER_ID"] == "4321" and env["SCRUN_GROUP_ID"] == "4322"
     for name in documented:
         if name.endswith("*"):
             assert any(k.startswith(name[:-1]) for k in env), name

@@ -7,6 +7,7 @@ import pytest
 
 from scrun.config.conffile import read_conf
 from scrun.config.paths import default_root
+from scrun.core.identity import Identity
 from scrun.config.settings import build_settings, load_node_config, parse_oci_conf, resolve_slurm_conf
 from scrun.errors import ConfigError
 from scrun.log import log_config_from, parse_level, setup_logging
@@ -66,11 +67,23 @@ def test_missing_slurm_conf_names_the_fix(tmp_path):
     assert load_node_config(str(tmp_path / "slurm.conf")).path is None  # no oci.conf: not fatal for scrun
 
 
+def _ids(uid, real_uid=None, userns=False):
+    real = uid if real_uid is None else real_uid
+    return Identity(uid=uid, gid=uid, real_uid=real, real_gid=real, in_user_namespace=userns)
+
+
 def test_default_root(tmp_path):
-    assert default_root(0, {}) == ("/run/scrun", None)
-    assert default_root(1000, {"XDG_RUNTIME_DIR": str(tmp_path)}) == (str(tmp_path / "scrun"), None)
-    root, note = default_root(987654, {})
+    assert default_root(_ids(0), {}) == ("/run/scrun", None)
+    assert default_root(_ids(1000), {"XDG_RUNTIME_DIR": str(tmp_path)}) == (str(tmp_path / "scrun"), None)
+    root, note = default_root(_ids(987654), {})
     assert root == "/tmp/scrun-987654" and "/run/user/987654 does not exist" in note
+
+
+def test_default_root_of_rootless_podman_is_the_real_users(tmp_path):
+    """Root inside a user namespace is the real user outside: never /run/scrun, never /run/user/0."""
+    root, note = default_root(_ids(0, real_uid=987654, userns=True), {})
+    assert root == "/tmp/scrun-987654" and "/run/user/987654 does not exist" in note
+    assert default_root(_ids(0, real_uid=987654, userns=True), {"XDG_RUNTIME_DIR": str(tmp_path)})[0] == str(tmp_path / "scrun")
 
 
 @pytest.mark.parametrize("text,level", [("quiet", 0), ("FATAL", 1), ("error", 2), ("info", 3), ("verbose", 4),
@@ -113,11 +126,11 @@ def test_json_log_lines_have_level_msg_time(tmp_path):
 
 
 def test_settings_object_is_frozen(tmp_path):
-    s = build_settings(root_flag=str(tmp_path), slurm_conf_flag=None, env={}, uid=0, gid=0, verbose=0, debug=False,
+    s = build_settings(root_flag=str(tmp_path), slurm_conf_flag=None, env={}, identity=_ids(0), verbose=0, debug=False,
                        log_file=None, log_format=None)
     import dataclasses
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.root = "/x"
     with pytest.raises(ConfigError, match="SCRUN_DEBUG"):
-        build_settings(root_flag=None, slurm_conf_flag=None, env={"SCRUN_DEBUG": "x"}, uid=0, gid=0, verbose=0,
+        build_settings(root_flag=None, slurm_conf_flag=None, env={"SCRUN_DEBUG": "x"}, identity=_ids(0), verbose=0,
                        debug=False, log_file=None, log_format=None)

@@ -175,3 +175,59 @@ def test_filter_is_byte_exact_without_noise(chunks):
         return
     f = StderrFilter()
     assert b"".join(f.feed(c) for c in chunks) + f.flush() == data
+
+
+# --- identity inside rootless podman's user namespace -------------------------------------------
+
+def test_id_maps_parse_and_translate():
+    from scrun.core.identity import parse_id_map, to_outside
+
+    podman = parse_id_map("         0       1001          1\n         1     100000      65536\n")
+    assert podman == ((0, 1001, 1), (1, 100000, 65536))
+    assert to_outside(podman, 0) == 1001 and to_outside(podman, 1) == 100000 and to_outside(podman, 65536) == 165535
+    assert to_outside(podman, 65537) is None
+    with pytest.raises(ValueError):
+        parse_id_map("0 1001\n")
+
+
+def test_slurm_commands_run_with_the_real_ids_only_inside_a_user_namespace():
+    from scrun.core.identity import INITIAL_NAMESPACE_MAP, Identity, parse_id_map, slurm_command_prefix
+
+    host = Identity.from_maps(1001, 1001, INITIAL_NAMESPACE_MAP, INITIAL_NAMESPACE_MAP)
+    assert not host.in_user_namespace and slurm_command_prefix(host) == []
+    uid_map, gid_map = parse_id_map("0 1001 1\n1 100000 65536"), parse_id_map("0 1002 1\n1 100000 65536")
+    rootless = Identity.from_maps(0, 0, uid_map, gid_map)
+    assert (rootless.real_uid, rootless.real_gid, rootless.in_user_namespace) == (1001, 1002, True)
+    assert slurm_command_prefix(rootless) == ["unshare", "--user", "--map-user=1001", "--map-group=1002", "--"]
+    # A namespace that maps our ids onto themselves needs nothing.
+    same = Identity.from_maps(1001, 1001, parse_id_map("1001 1001 1"), parse_id_map("1001 1001 1"))
+    assert same.in_user_namespace and slurm_command_prefix(same) == []
+
+
+MOUNTINFO = r"""22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+90 22 0:50 / /run/user/1000 rw shared:2 - tmpfs tmpfs rw
+120 22 0:60 / /home/u/.local/share/containers/storage/overlay/abc/merged rw - overlay overlay rw,lowerdir=x
+121 22 0:61 / /home/u/with\040space rw - fuse.fuse-overlayfs fuse-overlayfs rw
+"""
+
+
+def test_the_filesystem_holding_a_path_is_the_longest_mount_above_it():
+    from scrun.core.mounts import filesystem_of, parse_mountinfo
+
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert ("/home/u/with space", "fuse.fuse-overlayfs") in mounts
+    assert filesystem_of("/home/u/.local/share/containers/storage/overlay/abc/merged", mounts) == "overlay"
+    assert filesystem_of("/home/u/.local/share/containers/storage/overlay/abc/merged/bin", mounts) == "overlay"
+    assert filesystem_of("/home/u/.local/share/containers/storage/overlay/abcd", mounts) == "ext4"
+    assert filesystem_of("/run/user/1000/scrun", mounts) == "tmpfs"
+    assert filesystem_of("/home/u/with space/x", mounts) == "fuse.fuse-overlayfs"
+
+
+def test_only_a_rootless_overlay_rootfs_is_refused():
+    from scrun.core.mounts import namespace_local_rootfs_error
+
+    merged = "/home/u/.local/share/containers/storage/overlay/abc/merged"
+    error = namespace_local_rootfs_error(merged, True, MOUNTINFO)
+    assert error and merged in error and "scrun.lua" in error and "vfs" in error
+    assert namespace_local_rootfs_error(merged, False, MOUNTINFO) is None  # root podman: the host sees it
+    assert namespace_local_rootfs_error("/run/user/1000/stage/rootfs", True, MOUNTINFO) is None  # staged

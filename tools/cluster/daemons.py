@@ -23,6 +23,7 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
     changed |= write_if_changed(slurm_conf, conf.slurm_conf(layout))
     changed |= write_if_changed(etc / "cgroup.conf", conf.cgroup_conf(layout))
     changed |= write_if_changed(etc / "oci.conf", conf.OCI_CONF)
+    write_if_changed(etc / "scrun.lua", conf.SITE_SCRUN_LUA.read_text())  # read per container: no restart
     dirs = [conf.RUN_DIR, conf.LOG_DIR, f"{conf.LIB_DIR}/slurmctld", conf.CRUN_ROOT,
             *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
     for d in dirs:

@@ -9,7 +9,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 
-from cluster import cgroups, daemons, packages, podman
+from cluster import cgroups, daemons, packages, podman, users
 from cluster.lanes import LaneSpec, native_lane
 from cluster.nslane import VENV, NamespaceLane
 from cluster.shell import ClusterError, say
@@ -81,6 +81,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
     daemons.start_cluster(t, layout(spec, opts.nodes))
     if opts.podman:
         podman.setup_podman(t, opts.scrun, in_namespace)
+        users.setup_users(t, opts.scrun)
     say(f"[{spec.name}] up: {opts.nodes} node(s) idle, {daemons.slurm_version(t)} ({time.monotonic() - t0:.1f}s)")
     return t
 

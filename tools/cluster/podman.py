@@ -1,4 +1,4 @@
-"""podman in a lane: containers.conf with the scrun runtime, the test image, a rootless user."""
+"""podman in a lane: containers.conf with the scrun runtime, and the test image."""
 from __future__ import annotations
 
 import pathlib
@@ -12,7 +12,6 @@ from cluster.target import Target
 
 CONTAINERS_CONF = "/etc/containers/containers.conf"
 IMAGE = "localhost/busybox:latest"
-ROOTLESS_USER = "scrunuser"  # an unprivileged user for rootless podman tests
 
 
 def containers_conf(t: Target, scrun_path: str, in_namespace_lane: bool) -> str:
@@ -71,32 +70,9 @@ def ensure_image(t: Target) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def setup_rootless_user(t: Target) -> None:
-    """A plain user with subordinate ids and the test image in its own podman storage."""
-    if t.run(["id", ROOTLESS_USER], check=False, timeout=10).returncode != 0:
-        t.run(["useradd", "--create-home", "--shell", "/bin/bash", ROOTLESS_USER])
-    for name in ("/etc/subuid", "/etc/subgid"):
-        path = t.path(name)
-        text = path.read_text() if path.exists() else ""
-        if not any(line.startswith(ROOTLESS_USER + ":") for line in text.splitlines()):
-            with open(path, "a") as fh:
-                fh.write(f"{ROOTLESS_USER}:200000:65536\n")
-    as_user = ["runuser", "-u", ROOTLESS_USER, "--", "sh", "-c"]
-    if t.run([*as_user, f"cd /tmp && podman image exists {IMAGE}"], check=False, timeout=60).returncode == 0:
-        return
-    archive = "/var/tmp/scrun-image.tar"
-    try:
-        t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
-        t.path(archive).chmod(0o644)
-        t.run([*as_user, f"cd /tmp && podman load -q -i {archive}"], timeout=120)
-    finally:
-        t.path(archive).unlink(missing_ok=True)
-
-
 def setup_podman(t: Target, scrun_path: str, in_namespace_lane: bool) -> None:
     conf = t.path(CONTAINERS_CONF)
     if conf.exists() and MARKER not in conf.read_text():
         conf.with_name("containers.conf.before-devcluster").write_text(conf.read_text())
     write_if_changed(conf, containers_conf(t, scrun_path, in_namespace_lane))
     ensure_image(t)
-    setup_rootless_user(t)

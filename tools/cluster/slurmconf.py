@@ -1,6 +1,7 @@
 """slurm.conf, cgroup.conf and oci.conf for a lane: pure text from a layout."""
 from __future__ import annotations
 
+import pathlib
 from dataclasses import dataclass
 
 MARKER = "# written by scrun tools/devcluster.py"
@@ -89,6 +90,9 @@ ConstrainRAMSpace=no
 ConstrainDevices=no
 """
 
+
+# The site's scrun.lua: stages rootless containers' rootfs where the nodes see it.
+SITE_SCRUN_LUA = pathlib.Path(__file__).with_name("scrun.lua")
 
 OCI_CONF = f"""{MARKER}
 # "run" mode: 22.05's create/start mode hangs. `exec` so signals reach crun, not dash.

@@ -18,7 +18,7 @@ from scrun.errors import SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
 from scrun.slurm.parse import parse_env0, parse_salloc_line
-from scrun.slurm.runner import run_async
+from scrun.slurm.runner import run_async, spawn_async
 
 RELEASE_TIMEOUT = 15.0
 _READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
@@ -46,9 +46,8 @@ class Allocation:
         """Wait for the grant; return the job's SLURM_* environment. Raises SlurmError."""
         self.log.debug("allocating: %s", self.argv)
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=self.env, cwd="/", start_new_session=True)
+            self.proc = await spawn_async(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, env=self.env, cwd="/", start_new_session=True)
         except FileNotFoundError:
             raise SlurmError(f"`{self.argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
         watcher = asyncio.ensure_future(self._watch_stderr())

@@ -27,6 +27,7 @@ from typing import Any
 from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
+from scrun.config.paths import read_identity
 from scrun.core.bundle import load_bundle_config
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
@@ -36,7 +37,7 @@ from scrun.errors import ScrunError, SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
 from scrun.slurm.parse import parse_slurm_version, parse_step_containers, parse_step_list
-from scrun.slurm.runner import run_async
+from scrun.slurm.runner import run_async, spawn_async
 from scrun.store.records import (
     SOCKET_NAME,
     ContainerRecord,
@@ -61,6 +62,7 @@ class Anchor:
         self.stdio = list(stdio)
         self.env = self._base_env()
         self.script_env = dict(request.script_env)  # SCRUN_* output variables; Lua may move the bundle
+        self.identity = read_identity()  # Lua gets the real ids, as the seed's staging example needs
         self.job_env: dict[str, str] = {}
         self.allocation: Allocation | None = None  # None: an existing job (SLURM_JOB_ID), or none yet
         self.srun: asyncio.subprocess.Process | None = None
@@ -236,13 +238,18 @@ class Anchor:
         job_env = [f"{k}={v}" for k, v in self.slurm_env().items()]
         await asyncio.to_thread(
             self._lua_call, self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
-            self.record.job_id or 0, os.getuid(), os.getgid(), job_env)
+            self.record.job_id or 0, self.identity.real_uid, self.identity.real_gid, job_env)
         # Lua may have moved the bundle/rootfs: srun, `state` and later commands use the new ones
         # (upstream leaves SCRUN_BUNDLE/SCRUN_ROOTFS_PATH at the submitted paths).
         self.record.bundle = self.hooks.bundle
         self.record.root_path = self.hooks.root_path
         self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
+        from scrun.core.mounts import namespace_local_rootfs_error
+
+        error = namespace_local_rootfs_error(self.record.root_path, self.identity.in_user_namespace)
+        if error:
+            raise ScrunError(f"after scrun.lua stage_in: {error}")
 
     def _lua_call(self, fn, *args: Any) -> None:
         self.lua_idle.clear()
@@ -368,15 +375,15 @@ class Anchor:
             # srun's own messages go to the terminal too, after filtering (a fresh open file
             # description, so nothing we do to it affects srun's stdin/stdout).
             stderr_dest = os.open(os.ttyname(self.pty_slave), os.O_WRONLY | os.O_NOCTTY)
-            self.srun = await asyncio.create_subprocess_exec(
-                *argv, stdin=self.pty_slave, stdout=self.pty_slave, stderr=subprocess.PIPE, env=env, cwd=cwd,
+            self.srun = await spawn_async(
+                argv, stdin=self.pty_slave, stdout=self.pty_slave, stderr=subprocess.PIPE, env=env, cwd=cwd,
                 start_new_session=True, preexec_fn=become_controlling_terminal)
             os.close(self.pty_slave)  # srun holds it; the remote end closes when the step ends
             self.pty_slave = None
         else:
             stderr_dest = os.dup(self.stdio[2])
-            self.srun = await asyncio.create_subprocess_exec(
-                *argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
+            self.srun = await spawn_async(
+                argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
         assert self.srun.stderr is not None
         self.stderr_relay = asyncio.ensure_future(relay_filtered(self.srun.stderr, stderr_dest))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
@@ -531,7 +538,7 @@ class Anchor:
                 await asyncio.to_thread(
                     self._lua_call, self.hooks.stage_out, self.req.id, self.record.bundle, self.record.orig_bundle,
                     self.record.root_path, self.record.orig_root_path, self.dir, self.req.config_file,
-                    self.record.job_id or 0, os.getuid(), os.getgid())
+                    self.record.job_id or 0, self.identity.real_uid, self.identity.real_gid)
             except ScrunError as exc:
                 self.log.error("%s", exc)
         await self._release_allocation()

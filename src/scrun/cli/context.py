@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from scrun.config.paths import read_identity
 from scrun.config.settings import Settings
 from scrun.config.settings import build_settings as _build
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
-    return _build(root_flag=args.root, slurm_conf_flag=args.slurm_conf, env=os.environ, uid=os.getuid(),
-                  gid=os.getgid(), verbose=args.verbose, debug=args.debug, log_file=args.log,
+    return _build(root_flag=args.root, slurm_conf_flag=args.slurm_conf, env=os.environ,
+                  identity=read_identity(), verbose=args.verbose, debug=args.debug, log_file=args.log,
                   log_format=args.log_format)

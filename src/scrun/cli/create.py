@@ -51,7 +51,8 @@ def _script_env(settings, container_id: str, cfg, pid_file: str | None, state_di
 
     from scrun.store.live import SOCKET_NAME
 
-    uid, gid = settings.uid, settings.gid
+    # The seed defines these as the user outside rootless podman's namespace.
+    uid, gid = settings.identity.real_uid, settings.identity.real_gid
     user = _user_name(uid)
     try:
         group = grp.getgrgid(gid).gr_name
@@ -166,16 +167,17 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         check_script(lua_script)  # a broken script fails here, with its line number
     else:
         lua_script = None
+        _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
 
     if settings.root_note and not os.path.isdir(settings.root):
         log.info("%s", settings.root_note)
     state_dir = make_container_dir(settings.root, container_id)
     pid_file = _abs(args.pid_file)
-    owner = _user_name(settings.uid)
+    owner = _user_name(settings.identity.real_uid)
     record = ContainerRecord(
         id=container_id, bundle=cfg.bundle, orig_bundle=cfg.bundle, config_file=cfg.config_file,
         root_path=cfg.root_path, orig_root_path=cfg.root_path, oci_version=cfg.oci_version,
-        status=Status.CREATING, created=_now(), owner=owner, uid=settings.uid, annotations=cfg.annotations,
+        status=Status.CREATING, created=_now(), owner=owner, uid=settings.identity.real_uid, annotations=cfg.annotations,
         own_allocation=existing_job is None, slurm_conf=settings.slurm_conf)
     try:
         save_record(settings.root, record)
@@ -292,6 +294,15 @@ def _undo(settings, container_id: str, anchor: subprocess.Popen | None) -> None:
     except ScrunError:
         pass
     remove_state(settings.root, container_id)
+
+
+def _check_rootfs_reachable(root_path: str, in_user_namespace: bool) -> None:
+    """Without a scrun.lua to stage it, a rootless overlay rootfs can never reach a node."""
+    from scrun.core.mounts import namespace_local_rootfs_error
+
+    error = namespace_local_rootfs_error(root_path, in_user_namespace)
+    if error:
+        raise InvalidInputError(error)
 
 
 def _write_pid_file(path: str, pid: int) -> None:

@@ -106,9 +106,9 @@ def resolve_root(args: FastArgs) -> str:
 
     if args.root:
         return os.path.abspath(args.root)
-    from scrun.config.paths import default_root
+    from scrun.config.paths import default_root, read_identity
 
-    return default_root(os.getuid(), os.environ)[0]
+    return default_root(read_identity(), os.environ)[0]
 
 
 def run_verb(args: FastArgs) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from scrun.core.identity import Identity
     from scrun.log import LogConfig
 
 from scrun.config.conffile import ConfLine, read_conf
@@ -118,9 +119,12 @@ def resolve_slurm_conf(flag: str | None, env: Mapping[str, str]) -> str:
 
 def load_node_config(slurm_conf: str) -> OciConf:
     """Check slurm.conf is readable and load oci.conf next to it (a missing oci.conf is not fatal here)."""
-    if not os.access(slurm_conf, os.R_OK):
-        reason = "No such file" if not os.path.exists(slurm_conf) else "Permission denied"
-        raise ConfigError(f"cannot read {slurm_conf}: {reason} (set SLURM_CONF or pass -f)")
+    try:
+        with open(slurm_conf, "rb"):
+            pass
+    except OSError as exc:
+        reason = "No such file" if isinstance(exc, FileNotFoundError) else exc.strerror
+        raise ConfigError(f"cannot read {slurm_conf}: {reason} (set SLURM_CONF or pass -f)") from None
     oci_path = os.path.join(os.path.dirname(slurm_conf), "oci.conf")
     if not os.path.exists(oci_path):
         return OciConf(path=None)
@@ -138,12 +142,11 @@ class Settings:
     slurm_conf: str
     log: LogConfig
     env: Mapping[str, str]
-    uid: int
-    gid: int
+    identity: Identity           # our ids, and the real ones outside a user namespace
 
 
 def build_settings(*, root_flag: str | None, slurm_conf_flag: str | None, env: Mapping[str, str],
-                   uid: int, gid: int, verbose: int, debug: bool, log_file: str | None,
+                   identity: Identity, verbose: int, debug: bool, log_file: str | None,
                    log_format: str | None) -> Settings:
     """Apply the precedence rules; a bad SCRUN_*DEBUG value or --log path raises ConfigError."""
     from scrun.config.paths import default_root
@@ -152,10 +155,10 @@ def build_settings(*, root_flag: str | None, slurm_conf_flag: str | None, env: M
     if root_flag:
         root, note = os.path.abspath(root_flag), None
     else:
-        root, note = default_root(uid, env)
+        root, note = default_root(identity, env)
     try:
         log = log_config_from(env, verbose=verbose, debug=debug, log_file=log_file, log_format=log_format)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(root=root, root_note=note, slurm_conf=resolve_slurm_conf(slurm_conf_flag, env),
-                    log=log, env=dict(env), uid=uid, gid=gid)
+                    log=log, env=dict(env), identity=identity)

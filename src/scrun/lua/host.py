@@ -115,7 +115,9 @@ class _Host:
         job_id = self.job_id()
         if job_id is None:
             return 1, "remote_command: no job allocation yet"
-        return self._command(build_remote_command_argv(self.srun, self.srun_args, job_id, script))
+        from scrun.slurm.runner import slurm_command
+
+        return self._command(slurm_command(build_remote_command_argv(self.srun, self.srun_args, job_id, script)))
 
     # json ----------------------------------------------------------------
     def json_decode(self, text: str, array_mt: Any, object_mt: Any) -> Any:

@@ -1,10 +1,16 @@
-"""The one place scrun runs Slurm commands: logs the argv, maps failures to SlurmError."""
+"""The one place scrun runs Slurm commands: logs the argv, maps failures to SlurmError.
+
+Every Slurm client goes through slurm_command(), which (inside rootless podman's user
+namespace) makes it run with the real ids: see core.identity.
+"""
 from __future__ import annotations
 
 import asyncio
+import functools
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from scrun.errors import SlurmError
 from scrun.log import DEBUG2, get_logger
@@ -14,13 +20,35 @@ def _describe(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+@functools.cache
+def _prefix() -> tuple[str, ...]:
+    from scrun.config.paths import read_identity
+    from scrun.core.identity import slurm_command_prefix
+
+    return tuple(slurm_command_prefix(read_identity()))
+
+
+def slurm_command(argv: Sequence[str]) -> list[str]:
+    """The argv that runs a Slurm client as the real user (unchanged outside a user namespace)."""
+    return [*_prefix(), *argv]
+
+
+async def spawn_async(argv: Sequence[str], **kwargs: Any) -> asyncio.subprocess.Process:
+    """Start a long-running Slurm command (salloc, the container's srun) for the anchor.
+
+    A missing command raises FileNotFoundError (the caller decides: 127 for the container's srun).
+    """
+    get_logger().log(DEBUG2, "spawn: %s", _describe(argv))
+    return await asyncio.create_subprocess_exec(*slurm_command(argv), **kwargs)
+
+
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = 60,
         check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
     """Run a command to completion, capturing stdout and stderr."""
     log = get_logger()
     log.log(DEBUG2, "run: %s", _describe(argv))
     try:
-        proc = subprocess.run(list(argv), env=dict(env) if env is not None else None, input=input,
+        proc = subprocess.run(slurm_command(argv), env=dict(env) if env is not None else None, input=input,
                               capture_output=True, timeout=timeout)
     except FileNotFoundError:
         raise SlurmError(f"`{argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
@@ -38,7 +66,7 @@ async def run_async(argv: Sequence[str], *, env: Mapping[str, str] | None = None
     log.log(DEBUG2, "run: %s", _describe(argv))
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, env=dict(env) if env is not None else None,
+            *slurm_command(argv), env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise SlurmError(f"`{argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None

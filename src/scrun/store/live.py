@@ -6,16 +6,49 @@ for the anchor and `create`.
 from __future__ import annotations
 
 import os
+import stat
 
 from scrun import fastjson
-from scrun.errors import ContainerNotFoundError, ScrunError
+from scrun.errors import ContainerNotFoundError, NotOwnerError, ScrunError
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "state.json"
 SOCKET_NAME = "ctl.sock"
 
 
+def is_host_root() -> bool:
+    """root of the initial user namespace (an admin), not root of rootless podman's namespace."""
+    if os.getuid() != 0:
+        return False
+    from scrun.config.paths import read_identity
+
+    return not read_identity().in_user_namespace
+
+
+def check_owned(path: str, *, follow: bool) -> None:
+    """scrun acts only on its own user's state: refuse another uid's directory, and symlinks.
+
+    The state root may be reached through a symlink (`follow`); a container directory may not:
+    one in a root could otherwise lead to another user's container. Missing paths pass (the
+    caller reports them). The initial namespace's root may act on anyone's, as with runc.
+    """
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        raise NotOwnerError(f"{path}: permission denied: it is another user's; scrun acts only on your own "
+                            "containers (use your own --root)") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise NotOwnerError(f"{path} is a symlink: container directories never are (remove it)")
+    if st.st_uid != os.getuid() and not is_host_root():
+        raise NotOwnerError(f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): scrun acts only on "
+                            "your own containers (remove it, or pass --root with a directory of yours)")
+
+
 def read_record(root: str, container_id: str) -> dict[str, object]:
+    check_owned(root, follow=True)
+    check_owned(os.path.join(root, container_id), follow=False)
     path = os.path.join(root, container_id, RECORD_NAME)
     try:
         with open(path, encoding="utf-8") as fh:

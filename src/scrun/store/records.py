@@ -13,8 +13,9 @@ import tempfile
 from typing import Any
 
 from scrun.core.status import Status
-from scrun.errors import ContainerExistsError
-from scrun.store.live import RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, pid_matches, process_starttime, read_record  # noqa: F401
+from scrun.errors import ContainerExistsError, NotOwnerError
+from scrun.store.live import (  # noqa: F401
+    RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, is_host_root, check_owned, pid_matches, process_starttime, read_record)
 
 READY_NAME = "request.json"
 
@@ -88,8 +89,20 @@ def load_record(root: str, container_id: str) -> ContainerRecord:
 
 
 def make_container_dir(root: str, container_id: str) -> str:
-    """Create <root>/<id> (mode 0700); an existing one means the id is taken."""
-    os.makedirs(root, mode=0o700, exist_ok=True)
+    """Create <root>/<id> (mode 0700); an existing one means the id is taken.
+
+    The root must be ours and writable by nobody else: in a shared directory (the /tmp
+    fallback) another user could have made it first, to read or redirect our containers.
+    """
+    check_owned(root, follow=True)
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+    except PermissionError:
+        raise NotOwnerError(f"cannot make the state root {root}: permission denied (pass --root with a directory "
+                            "of yours)") from None
+    if os.stat(root).st_mode & 0o022 and not is_host_root():
+        raise NotOwnerError(f"state root {root} is writable by other users: chmod 700 it, or pass --root with "
+                            "a private directory")
     path = container_dir(root, container_id)
     try:
         os.mkdir(path, 0o700)

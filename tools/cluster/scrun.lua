@@ -1,0 +1,82 @@
+-- scrun.lua of the development cluster (installed next to slurm.conf by tools/devcluster.py).
+--
+-- Rootless podman mounts a container's rootfs in its own mount namespace, which slurmd does
+-- not see: this script copies such a rootfs where the nodes can read it, and points the
+-- container at the copy. Root podman's storage is on this host already, so root's
+-- containers run in place. A real site would stage onto a filesystem its nodes share.
+local json = require 'json'
+
+-- /run/user/<uid> is the user's own (made at login by pam_systemd, or by devcluster here).
+local scratch = "/run/user/%d/scrun-stage/%s"
+
+local function read_file(path)
+	local f, err = io.open(path, "rb")
+	if not f then return nil, err end
+	local text = f:read("a")
+	f:close()
+	return text
+end
+
+local function write_file(path, text)
+	local f, err = io.open(path, "wb")
+	if not f then return nil, err end
+	f:write(text)
+	f:close()
+	return true
+end
+
+local function quote(s)
+	return "'" .. string.gsub(s, "'", "'\\''") .. "'"
+end
+
+function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
+	if user_id == 0 then
+		return slurm.SUCCESS
+	end
+	local text, err = read_file(config_file)
+	if not text then
+		slurm.log_error("cannot read %s: %s", config_file, err)
+		return slurm.ERROR
+	end
+	local config = json.decode(text)
+	local src = config.root.path
+	if string.sub(src, 1, 1) ~= "/" then src = bundle .. "/" .. src end
+	local dst_bundle = string.format(scratch, math.floor(user_id), id)
+	local dst_rootfs = dst_bundle .. "/rootfs"
+	local st, out = slurm.allocator_command("mkdir -p -m 0700 " .. quote(dst_rootfs))
+	if st ~= 0 then
+		slurm.log_error("cannot make %s: %s", dst_rootfs, out)
+		return slurm.ERROR
+	end
+	-- As root of the user namespace: ownership inside the image is kept (--numeric-ids).
+	st, out = slurm.allocator_command(string.format(
+		"rsync -a --numeric-ids --exclude=/proc --exclude=/sys -- %s/ %s/", quote(src), quote(dst_rootfs)))
+	if st ~= 0 then
+		slurm.log_error("staging %s failed: %s", src, out)
+		slurm.allocator_command("rm -rf --one-file-system -- " .. quote(dst_bundle))
+		return slurm.ERROR
+	end
+	config.root.path = dst_rootfs
+	local ok, werr = write_file(dst_bundle .. "/config.json", json.encode(config))
+	if not ok then
+		slurm.log_error("cannot write %s/config.json: %s", dst_bundle, werr)
+		return slurm.ERROR
+	end
+	slurm.set_bundle_path(dst_bundle)
+	slurm.set_root_path(dst_rootfs)
+	slurm.log_debug("staged %s to %s", src, dst_bundle)
+	return slurm.SUCCESS
+end
+
+function slurm_scrun_stage_out(id, bundle, orig_bundle, root_path, orig_root_path, spool_dir, config_file, job_id, user_id, group_id)
+	if bundle == orig_bundle then
+		return slurm.SUCCESS
+	end
+	local st, out = slurm.allocator_command("rm -rf --one-file-system -- " .. quote(bundle))
+	if st ~= 0 then
+		slurm.log_error("cannot remove %s: %s", bundle, out)
+	end
+	return slurm.SUCCESS
+end
+
+return slurm.SUCCESS
