@@ -319,3 +319,18 @@ def test_an_unreadable_slurm_conf_is_named(rootless, tmp_path):
         assert not user_jobs(A)
     finally:
         shutil.rmtree(conf)
+
+
+def test_without_staging_an_overlay_rootfs_fails_at_create_and_a_plain_one_runs(user_conf, clean_after):
+    """No scrun.lua: podman's overlay mount (its own namespace) cannot reach a node: say so before
+    any job; the vfs driver's plain directory can, and runs."""
+    conf, _ = user_conf
+    driver = podman(A, "info", "--format", "{{.Store.GraphDriverName}}").stdout.decode().strip()
+    proc = podman(A, "run", "--rm", IMAGE, "sh", "-c", "echo ran; exit 2", conf=conf)
+    if driver == "overlay":
+        assert proc.returncode != 0
+        assert b"is rootless podman's overlay mount" in proc.stderr and b"scrun.lua" in proc.stderr, proc.stderr
+        assert b"Traceback" not in proc.stderr
+    else:
+        assert (proc.returncode, proc.stdout) == (2, b"ran\n"), (driver, proc.stderr)
+    assert not user_jobs(A)
