@@ -117,7 +117,7 @@ def test_version_through_podman_info(podman_ready):
 
 
 def podman_anchors() -> int:
-    return sum("scrun.anchor --root /run/scrun " in line for line in sh(["ps", "-eo", "args"]).stdout.splitlines())
+    return len(sh(["pgrep", "-f", "scrun.anchor"]).stdout.split())
 
 
 def test_five_concurrent_runs_then_nothing_left(podman_ready):
@@ -216,3 +216,26 @@ def test_rm_force_of_an_initialised_container(podman_ready, name):
     podman("rm", "-f", name, check=True)
     assert cid not in scrun_state_dirs()
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
+
+
+def job_of(cid: str) -> dict[str, str]:
+    job_id = sh(["squeue", "-h", "-n", f"scrun:{cid[:12]}", "-o", "%i"]).stdout.strip()
+    out = sh(["scontrol", "--oneliner", "show", "job", job_id]).stdout if job_id else ""
+    return dict(field.split("=", 1) for field in out.split() if "=" in field)
+
+
+@pytest.mark.parametrize("flags,field,value", [
+    (["--cpus", "2"], "NumCPUs", "2"),
+    (["--memory", "1g"], "MinMemoryNode", "1G"),
+    (["--annotation", "org.slurm.timelimit=7"], "TimeLimit", "00:07:00"),
+])
+def test_podman_flags_become_the_request(podman_ready, name, flags, field, value):
+    cid = podman("run", "-d", "--name", name, *flags, IMAGE, "sleep", "30", check=True).stdout.decode().strip()
+    job = wait_for(lambda: job_of(cid), 30, "the job")
+    assert job[field] == value, job
+
+
+def test_an_unknown_slurm_annotation_fails_create(podman_ready):
+    proc = podman("run", "--rm", "--annotation", "org.slurm.partiton=debug", IMAGE, "true")
+    assert proc.returncode != 0
+    assert b"annotation org.slurm.partiton: no such job option" in proc.stderr, proc.stderr

@@ -102,3 +102,23 @@ def test_container_env_overrides_caller_env():
     merged = merge_option_env({"SCRUN_PARTITION": "a", "SCRUN_QOS": "q", "HOME": "/"}, {"SCRUN_PARTITION": "b", "PATH": "/bin"})
     assert merged == {"SCRUN_PARTITION": "b", "SCRUN_QOS": "q"}
     assert build_job_options({"SCRUN_JOB_NAME": " x "}).job_name == "x"
+
+
+# --- the engine's flags in config.json ------------------------------------------------------------
+
+def test_engine_flags_become_scrun_values():
+    from scrun.core.options import OPTIONS_BY_ENV
+    from scrun.core.resources import requests_from_config
+
+    doc = {"linux": {"resources": {"cpu": {"quota": 150000, "period": 100000}, "memory": {"limit": 1073741824 + 1}}},
+           "annotations": {"org.slurm.partition": "debug", "org.slurm.time-limit": "x", "io.podman.x": "y"}}
+    with pytest.raises(Exception, match="annotation org.slurm.time-limit: no such job option"):
+        requests_from_config(doc, "/b/config.json", OPTIONS_BY_ENV)
+    doc["annotations"].pop("org.slurm.time-limit")
+    assert requests_from_config(doc, "/b/config.json", OPTIONS_BY_ENV) == {
+        "SCRUN_CPUS_PER_TASK": "2", "SCRUN_MEM_PER_NODE": "1025M", "SCRUN_PARTITION": "debug"}
+    cpuset = {"linux": {"resources": {"cpu": {"cpus": "0-3,8"}}}}
+    assert requests_from_config(cpuset, "/b/config.json", OPTIONS_BY_ENV) == {"SCRUN_CPUS_PER_TASK": "5"}
+    with pytest.raises(Exception, match="is not a cpu list"):
+        requests_from_config({"linux": {"resources": {"cpu": {"cpus": "3-1"}}}}, "/b/config.json", OPTIONS_BY_ENV)
+    assert requests_from_config({}, "/b/config.json", OPTIONS_BY_ENV) == {}

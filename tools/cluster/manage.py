@@ -9,7 +9,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 
-from cluster import cgroups, daemons, packages, podman, users
+from cluster import cgroups, daemons, docker, packages, podman, users
 from cluster.lanes import LaneSpec, native_lane
 from cluster.nslane import VENV, NamespaceLane
 from cluster.shell import ClusterError, say
@@ -70,7 +70,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
     else:
         packages.ensure_host_packages(packages.HOST_EXTRA)
         lane = NamespaceLane(spec)
-        lane.ensure_rootfs(packages.LANE_PACKAGES + packages.ROOTFS_EXTRA)
+        lane.ensure_rootfs(packages.lane_packages(spec.suite) + packages.ROOTFS_EXTRA)
         t = lane.start(str(REPO.parent), cgroups.lane_cgroup_source())
         in_namespace = True
         pip = opts.pip or str(REPO / ".venv" / "bin" / "pip")
@@ -82,6 +82,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
     if opts.podman:
         podman.setup_podman(t, opts.scrun, in_namespace)
         users.setup_users(t, opts.scrun)
+        docker.setup_docker(t, opts.scrun)
     say(f"[{spec.name}] up: {opts.nodes} node(s) idle, {daemons.slurm_version(t)} ({time.monotonic() - t0:.1f}s)")
     return t
 
@@ -89,6 +90,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
 def down(spec: LaneSpec) -> None:
     t = target(spec)
     if t is not None:
+        docker.stop(t)
         daemons.stop_all(t)
     if not is_native(spec):
         NamespaceLane(spec).stop()

@@ -9,8 +9,17 @@ from cluster.shell import ClusterError, run, say
 LANE_PACKAGES = [
     "slurmctld", "slurmd", "slurm-client", "munge", "crun", "podman", "conmon",
     "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
-    "iproute2", "procps", "python3-venv",
+    "iproute2", "procps", "python3-venv", "docker.io",
 ]
+# Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io).
+SUITE_EXTRA = {"trixie": ["docker-cli"]}
+
+
+def lane_packages(suite: str) -> list[str]:
+    """What a lane on Debian `suite` needs."""
+    return LANE_PACKAGES + SUITE_EXTRA.get(suite, [])
+
+
 # A namespace lane's rootfs also needs an init, and what podman 5 takes as recommended.
 ROOTFS_EXTRA = ["python3", "catatonit", "netavark", "passt", "iptables", "ca-certificates"]
 # Building another Debian's rootfs on the host.

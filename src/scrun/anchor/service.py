@@ -210,6 +210,9 @@ class Anchor:
             os.close(master)  # the engine owns the master now
         self.pty_slave = slave
         self.log.debug("terminal %s sent to %s", name, self.req.console_socket)
+        # With a terminal the container's stdio is the pty, never create's: keeping create's
+        # stdout would hold containerd's shim, which reads it to EOF before it calls start.
+        self.close_stdio()
 
     async def _detect_slurm_version(self) -> None:
         try:

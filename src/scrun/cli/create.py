@@ -156,7 +156,8 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         if node_keys:
             log.debug("%s: %s apply on the compute nodes (slurmstepd); scrun only checks them", oci.path, ", ".join(node_keys))
     anchor_log = _anchor_log_config(settings, args, oci)
-    options = build_job_options(merge_option_env(settings.env, container_env))
+    # The engine's flags (--cpus, --memory, annotations) < the caller's SCRUN_* < the container's.
+    options = build_job_options({**cfg.engine_requests, **merge_option_env(settings.env, container_env)})
     existing_job = _existing_job_id(settings.env)
     path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     srun = _resolve_srun(oci.srun_path, path_env)

@@ -5,6 +5,8 @@ import dataclasses
 import json
 import os
 
+from scrun.core.options import OPTIONS_BY_ENV
+from scrun.core.resources import requests_from_config
 from scrun.errors import InvalidInputError
 
 
@@ -22,6 +24,8 @@ class BundleConfig:
     cwd: str
     annotations: dict[str, str]
     console_size: tuple[int, int] | None  # (rows, cols) from process.consoleSize
+    # SCRUN_* values the engine's flags ask for (--cpus, --memory, org.slurm.* annotations)
+    engine_requests: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def env_dict(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -89,6 +93,7 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
         cwd=cwd,
         annotations=annotations,
         console_size=console_size,
+        engine_requests=requests_from_config(doc, config_file, OPTIONS_BY_ENV),
     )
 
 

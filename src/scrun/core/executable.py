@@ -1,15 +1,30 @@
 """Find process.args[0] inside the container's rootfs, as the OCI runtime on the node will.
 
-Failing at `create` with the runtime's own wording lets podman report the usual
-"executable file not found" error (exit 127) instead of a step that fails after start.
+Failing at `create` lets the engine report the usual error instead of a step that fails
+after start. The wording matters: podman matches "no such file or directory" and "permission
+denied" without regard to case, docker's CLI only in lower case (exit 127 and 126, as runc's
+"stat /x: no such file or directory" and "exec: \"/x\": permission denied" give).
 """
 from __future__ import annotations
 
 import os
+import stat
 
 from scrun.errors import InvalidInputError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _not_executable(rootfs: str, path: str) -> bool:
+    """A directory or a file with no execute bit (execve fails with EACCES); symlinks pass,
+    since an absolute target would be read against the host here."""
+    try:
+        st = os.lstat(os.path.join(rootfs, path.lstrip("/")))
+    except OSError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        return False
+    return stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and not st.st_mode & 0o111)
 
 
 def _exists_in_rootfs(rootfs: str, path: str) -> bool:
@@ -39,7 +54,11 @@ def check_executable(rootfs: str, arg0: str, env: dict[str, str], cwd: str = "/"
     if "/" in arg0:
         target = arg0 if arg0.startswith("/") else os.path.join(cwd, arg0)
         if not _exists_in_rootfs(rootfs, target):
-            raise InvalidInputError(f"executable file `{arg0}` not found: No such file or directory")
-        return
-    if resolve_in_rootfs(rootfs, arg0, env) is None:
-        raise InvalidInputError(f"executable file `{arg0}` not found in $PATH: No such file or directory")
+            raise InvalidInputError(f"executable file `{arg0}` not found: no such file or directory")
+    else:
+        found = resolve_in_rootfs(rootfs, arg0, env)
+        if found is None:
+            raise InvalidInputError(f"executable file `{arg0}` not found in $PATH: no such file or directory")
+        target = found
+    if _not_executable(rootfs, target):
+        raise InvalidInputError(f"exec `{arg0}`: permission denied (not an executable file in the container)")
