@@ -128,8 +128,9 @@ def test_detached_logs_wait_stop_rm(name):
 
 
 @pytest.mark.xfail(slurm_version() >= (23, 2), strict=True, reason=(
-    "Slurm 24.11 + docker 26: after the ignored SIGTERM, the SIGKILL docker sends makes the step's srun "
-    "exit 255 (docker kill alone gives 137; podman stop gives 137): not understood yet"))
+    "Slurm 24.11 + docker 26: config.json carries docker's libnetwork-setkey hook (/proc/<dockerd pid>/exe), "
+    "which crun runs on the node; stop's SIGTERM reaches it (exit 143) and crun ends with 255 "
+    "(docker logs: error executing hook `/proc/N/exe` (exit code: 143)). docker kill alone gives 137"))
 def test_stop_of_a_container_that_ignores_sigterm_gives_137(name):
     # TERM is ignored by PID 1 without a handler, so after -t the engine kills: 137, as with runc.
     docker("run", "-d", "--name", name, IMAGE, "sleep", "100", check=True)
