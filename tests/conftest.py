@@ -277,15 +277,6 @@ def slurm_version() -> tuple[int, int]:
         return (0, 0)
 
 
-# The node side of 24.11 (slurmstepd sets process.terminal, crun 1.21 makes the container's
-# tty) answers TIOCGWINSZ with an error: `stty size` fails even under a bare
-# `srun --pty --container B /bin/sh -c 'stty size'`, so no window size can reach the container.
-NODE_TTY_HAS_NO_SIZE = pytest.mark.xfail(
-    slurm_version() >= (23, 2), strict=True,
-    reason="Slurm >= 23.02 node side: the container's tty (slurmstepd --pty + crun) has no window size, "
-           "even with bare srun --pty --container")
-
-
 def pytest_report_header(config):
     if not LANE:
         return None

@@ -112,7 +112,7 @@ def test_interactive_terminal(docker_ready, nothing_left):
 @pytest.mark.xfail(slurm_version() < (23, 2), strict=True, reason=(
     "Slurm 22.05: docker resizes the console right after start, and the SIGWINCH interrupts srun's pty "
     "set-up (srun: error: pty: accept failure: Interrupted system call), so the container's tty has no size. "
-    "(24.11 + docker 26 passes: docker writes process.consoleSize, which podman 5 does not.)"))
+    "(24.11 passes: crun sizes the node's tty from process.consoleSize.)"))
 def test_interactive_terminal_size(docker_ready, nothing_left):
     with Tmux() as term:
         term.line(f"{DOCKER} run -it --rm --runtime scrun --network none {IMAGE} sh -c 'stty size; exit 3'; echo RC:$?")
@@ -127,12 +127,9 @@ def test_detached_logs_wait_stop_rm(name):
     docker("rm", name, check=True)
 
 
-@pytest.mark.xfail(slurm_version() >= (23, 2), strict=True, reason=(
-    "Slurm 24.11 + docker 26: config.json carries docker's libnetwork-setkey hook (/proc/<dockerd pid>/exe), "
-    "which crun runs on the node; stop's SIGTERM reaches it (exit 143) and crun ends with 255 "
-    "(docker logs: error executing hook `/proc/N/exe` (exit code: 143)). docker kill alone gives 137"))
 def test_stop_of_a_container_that_ignores_sigterm_gives_137(name):
-    # TERM is ignored by PID 1 without a handler, so after -t the engine kills: 137, as with runc.
+    """TERM is ignored by PID 1 without a handler, so after -t the engine kills: 137, as with runc.
+    (On 24.11 this gave 255 while docker's libnetwork hook, /proc/<dockerd>/exe, reached the node.)"""
     docker("run", "-d", "--name", name, IMAGE, "sleep", "100", check=True)
     stop = docker("stop", "-t", "2", name, timeout=60)
     assert stop.returncode == 0, stop.stderr

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import COLS, IMAGE, NODE_TTY_HAS_NO_SIZE, ROWS, Tmux, jobs_named, require, wait_for
+from conftest import COLS, IMAGE, ROWS, Tmux, jobs_named, require, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,6 @@ def test_tty_and_exit_code(term):
     assert "srun: error" not in screen
 
 
-@NODE_TTY_HAS_NO_SIZE
 def test_interactive_shell_size_and_exit(term):
     term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh; echo RC:$?")
     term.wait("/ #")
@@ -59,7 +58,6 @@ def test_detached_tty_logs_and_rm(podman_ready):
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}"]), 30, "the job to go")
 
 
-@NODE_TTY_HAS_NO_SIZE
 def test_resize_reaches_the_container(term):
     term.line(f"podman --runtime scrun run -it --rm {IMAGE} sh; echo RC:$?")
     term.wait("/ #")

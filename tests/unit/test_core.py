@@ -231,3 +231,23 @@ def test_only_a_rootless_overlay_rootfs_is_refused():
     assert error and merged in error and "scrun.lua" in error and "vfs" in error
     assert namespace_local_rootfs_error(merged, False, MOUNTINFO) is None  # root podman: the host sees it
     assert namespace_local_rootfs_error("/run/user/1000/stage/rootfs", True, MOUNTINFO) is None  # staged
+
+
+def test_node_config_drops_hooks_of_host_processes_and_sizes_the_nodes_tty():
+    from scrun.core.nodebundle import node_config
+
+    docker = {"root": {"path": "/var/lib/docker/x/merged"}, "process": {"terminal": False},
+              "hooks": {"prestart": [{"path": "/proc/284/exe", "args": ["libnetwork-setkey"]},
+                                     {"path": "/usr/bin/site-hook"}]}}
+    out = node_config(docker, slurm_version=(24, 11, 5), root_path="/var/lib/docker/x/merged", terminal_size=(30, 100))
+    assert out["hooks"] == {"prestart": [{"path": "/usr/bin/site-hook"}]} and docker["hooks"]["prestart"][0]["path"] == "/proc/284/exe"
+    only_docker = {"root": {"path": "rootfs"}, "process": {}, "hooks": {"prestart": [{"path": "/proc/1/exe"}]}}
+    out = node_config(only_docker, slurm_version=(22, 5, 8), root_path="/b/rootfs", terminal_size=None)
+    assert out["hooks"] == {} and out["root"]["path"] == "/b/rootfs"
+    podman_tty = {"root": {"path": "/m"}, "process": {"terminal": True}}
+    assert node_config(podman_tty, slurm_version=(24, 11, 5), root_path="/m", terminal_size=(30, 100))["process"] == \
+        {"terminal": True, "consoleSize": {"height": 30, "width": 100}}
+    assert node_config(podman_tty, slurm_version=(22, 5, 8), root_path="/m", terminal_size=(30, 100)) is None  # 22.05 sizes srun's pty
+    assert node_config(podman_tty, slurm_version=(24, 11, 5), root_path="/m", terminal_size=None) is None
+    sized = {"root": {"path": "/m"}, "process": {"terminal": True, "consoleSize": {"height": 5, "width": 6}}}
+    assert node_config(sized, slurm_version=(24, 11, 5), root_path="/m", terminal_size=(30, 100)) is None

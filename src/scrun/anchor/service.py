@@ -29,7 +29,7 @@ from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachab
 from scrun.anchor.request import AnchorRequest
 from scrun.config.paths import read_identity
 from scrun.core.bundle import load_bundle_config
-from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, shim_config
+from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
 from scrun.core.status import Status
@@ -362,19 +362,24 @@ class Anchor:
     async def _launch_step(self) -> None:
         if self.record.job_id is None:
             raise SlurmError("no job id known: the allocation did not complete")
+        size: tuple[int, int] | None = None
+        if self.pty_slave is not None:
+            from scrun.anchor.terminal import get_size
+
+            rows, cols = get_size(self.pty_slave)
+            size = (rows, cols) if rows and cols else None
         argv = slurm_argv.build_srun_argv(
             self.req.srun_path, self.req.srun_args, job_id=self.record.job_id, step_name=self.req.step_name,
-            container_id=self.req.id, bundle=self._node_bundle(), step_args=self.req.step_args,
+            container_id=self.req.id, bundle=self._node_bundle(size), step_args=self.req.step_args,
             pty=self.req.terminal, args=self._node_command(), slurm_version=self.slurm_version)
         self.log.debug("launching: %s", argv)
         cwd = self.record.bundle if os.path.isdir(self.record.bundle) else "/"
         env = self.slurm_env()
         if self.pty_slave is not None:
-            from scrun.anchor.terminal import become_controlling_terminal, get_size
+            from scrun.anchor.terminal import become_controlling_terminal
 
-            rows, cols = get_size(self.pty_slave)
-            if rows and cols:
-                env.update(SLURM_PTY_WIN_ROW=str(rows), SLURM_PTY_WIN_COL=str(cols))
+            if size:
+                env.update(SLURM_PTY_WIN_ROW=str(size[0]), SLURM_PTY_WIN_COL=str(size[1]))
             # srun's own messages go to the terminal too, after filtering (a fresh open file
             # description, so nothing we do to it affects srun's stdin/stdout).
             stderr_dest = os.open(os.ttyname(self.pty_slave), os.O_WRONLY | os.O_NOCTTY)
@@ -404,22 +409,31 @@ class Anchor:
             env = {}
         return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
 
-    def _node_bundle(self) -> str:
-        """The bundle srun gets: the container's, or a shim for nodes that ignore root.path."""
+    def _node_bundle(self, terminal_size: tuple[int, int] | None) -> str:
+        """The bundle srun gets: the container's, or one in the state directory with the config
+        the node needs (core.nodebundle). A bundle scrun.lua moved is Lua's: only the 22.05
+        root shim applies to it, as before."""
         bundle, root_path = self.record.bundle, self.record.root_path
-        if not needs_rootfs_shim(self.slurm_version, bundle, root_path):
+        shim = needs_rootfs_shim(self.slurm_version, bundle, root_path)
+        own = self.record.bundle == self.record.orig_bundle
+        if not shim and not own:
             return bundle
-        shim = os.path.join(self.dir, "bundle")
-        os.makedirs(shim, exist_ok=True)
         with open(os.path.join(bundle, "config.json"), encoding="utf-8") as fh:
             config = json.load(fh)
-        write_json_atomic(os.path.join(shim, "config.json"), shim_config(config))
-        link = os.path.join(shim, "rootfs")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(link)
-        os.symlink(root_path, link)
-        self.log.debug("Slurm %s ignores root.path: srun gets shim bundle %s", self.slurm_version, shim)
-        return shim
+        changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
+                              terminal_size=terminal_size) if own else None
+        if changed is None and not shim:
+            return bundle
+        node = os.path.join(self.dir, "bundle")
+        os.makedirs(node, exist_ok=True)
+        write_json_atomic(os.path.join(node, "config.json"), shim_config(changed or config) if shim else changed)
+        if shim:
+            link = os.path.join(node, "rootfs")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+            os.symlink(root_path, link)
+        self.log.debug("srun gets node bundle %s (%s)", node, "root shim" if shim else "config adjusted")
+        return node
 
     async def _step_ids(self) -> list[str]:
         """Ids of the running container steps of our job: by --container-id where Slurm has

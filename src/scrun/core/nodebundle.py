@@ -28,6 +28,40 @@ def shim_config(config: dict) -> dict:
     return out
 
 
+def _names_a_host_process(hook: object) -> bool:
+    """A hook run through /proc/<pid>/… (docker's libnetwork-setkey: dockerd's own binary) only
+    means something on the host that wrote it; on a node it runs a stranger or nothing."""
+    return isinstance(hook, dict) and str(hook.get("path", "")).startswith("/proc/")
+
+
+def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
+                terminal_size: tuple[int, int] | None) -> dict | None:
+    """config.json as the node must get it; None when the engine's serves unchanged.
+
+    - hooks that name a process of this host are dropped (docker's, see _names_a_host_process);
+    - Slurm >= 23.02 with a terminal: process.consoleSize is set when the engine left it out
+      (podman 5): crun sizes the node's tty from it, and slurmstepd never resizes that tty.
+    The root is made absolute (the node bundle lives elsewhere); callers that need the 22.05
+    shim apply shim_config on top.
+    """
+    out: dict | None = None
+    hooks = config.get("hooks")
+    if isinstance(hooks, dict):
+        kept = {stage: [h for h in entries if not _names_a_host_process(h)]
+                for stage, entries in hooks.items() if isinstance(entries, list)}
+        if any(len(kept[stage]) != len(hooks[stage]) for stage in kept):
+            out = dict(config)
+            out["hooks"] = {stage: entries for stage, entries in kept.items() if entries}
+    process = config.get("process") if isinstance(config.get("process"), dict) else {}
+    if (terminal_size and tuple(slurm_version[:2]) >= ROOT_PATH_HONOURED_FROM and process.get("terminal")
+            and not process.get("consoleSize")):
+        out = dict(out or config)
+        out["process"] = {**process, "consoleSize": {"height": terminal_size[0], "width": terminal_size[1]}}
+    if out is not None:
+        out["root"] = {**config.get("root", {}), "path": root_path}
+    return out
+
+
 def node_command(slurm_version: tuple[int, ...], args: tuple[str, ...], root_path: str, env: dict[str, str]) -> tuple[str, ...]:
     """process.args for srun: on Slurm versions that search the node, a bare command name is
     resolved in the container's rootfs first (along the container's PATH, as runc would)."""
