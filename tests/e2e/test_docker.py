@@ -226,3 +226,49 @@ def test_a_request_slurm_cannot_satisfy_fails_create_clearly(docker_ready, nothi
     proc = docker("run", "--rm", "-e", "SCRUN_MEM_PER_NODE=100000G", IMAGE, "true")
     assert proc.returncode != 0
     assert b"job allocation failed" in proc.stderr and b"Memory specification can not be satisfied" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------ rootless docker (rootlesskit, user A)
+
+def rootless_docker(*args, input=None, timeout=120):
+    from conftest import cluster_tool
+
+    user = cluster_tool("users").ROOTLESS_USER
+    uid = int(sh(["id", "-u", user]).stdout)
+    if args and args[0] == "run":
+        args = ("run", "--runtime", "scrun", "--network", "none", *args[1:])
+    argv = ["runuser", "-u", user, "--", "env", "-C", "/tmp", f"XDG_RUNTIME_DIR=/run/user/{uid}",
+            f"DOCKER_HOST=unix:///run/user/{uid}/docker.sock", "docker", *args]
+    return subprocess.run(argv, capture_output=True, input=input, timeout=timeout,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def rootless_docker_ready(docker_ready):
+    require(rootless_docker("ps", "-q").returncode == 0, "the rootless dockerd of the test user is not running (devcluster up)")
+    return True
+
+
+def test_rootless_docker_exit_code_streams_and_stdin(rootless_docker_ready, nothing_left):
+    proc = rootless_docker("run", "--rm", IMAGE, "sh", "-c", "echo OUT; echo ERR >&2; exit 3")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, b"OUT\n", b"ERR\n"), proc.stderr
+    data = bytes(range(256)) * 64
+    proc = rootless_docker("run", "--rm", "-i", IMAGE, "cat", input=data)
+    assert proc.returncode == 0 and proc.stdout == data
+
+
+def test_rootless_docker_detached_job_is_the_users(rootless_docker_ready, nothing_left):
+    from conftest import cluster_tool
+
+    user = cluster_tool("users").ROOTLESS_USER
+    name = f"rd-{uuid.uuid4().hex[:8]}"
+    try:
+        run = rootless_docker("run", "-d", "--name", name, IMAGE, "sh", "-c", "echo started; trap 'exit 7' TERM; while :; do sleep 0.1; done")
+        assert run.returncode == 0, run.stderr
+        wait_for(lambda: b"started" in rootless_docker("logs", name).stdout, 60, "logs")
+        assert sh(["squeue", "-h", "-u", user, "-o", "%u"]).stdout.split() == [user]
+        assert rootless_docker("stop", "-t", "20", name, timeout=60).returncode == 0
+        assert rootless_docker("wait", name).stdout.strip() == b"7"
+    finally:
+        rootless_docker("rm", "-f", name)
+    wait_for(lambda: not sh(["squeue", "-h", "-u", user, "-o", "%i"]).stdout.strip(), 30, "the user's job to end")

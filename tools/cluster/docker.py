@@ -28,6 +28,7 @@ def daemon_json(scrun_path: str) -> str:
     }, indent=2) + "\n"
 
 
+
 def running(t: Target) -> bool:
     return t.pid_of(PID_FILE, "dockerd") is not None and \
         t.run(["docker", "version", "--format", "{{.Server.Version}}"], check=False, timeout=20).returncode == 0
@@ -71,6 +72,73 @@ def ensure_image(t: Target) -> None:
         t.path(archive).unlink(missing_ok=True)
 
 
-def setup_docker(t: Target, scrun_path: str) -> None:
+def setup_docker(t: Target, scrun_path: str, rootless_user: str) -> None:
     start(t, scrun_path)
     ensure_image(t)
+    start_rootless(t, rootless_user, scrun_path)
+
+
+# ---------------------------------------------------------------- rootless docker
+
+def rootless_paths(uid: int) -> dict[str, str]:
+    run = f"/run/user/{uid}"
+    return {"socket": f"{run}/docker.sock", "pid": f"{run}/docker.pid",
+            "exec_root": f"{run}/docker", "state": f"{run}/rootlesskit-docker", "log": f"{run}/dockerd.log"}
+
+
+def rootless_command(uid: int, home: str) -> str:
+    """rootlesskit + dockerd --rootless as dockerd-rootless.sh runs them, but with the host's network
+    (no /dev/net/tun here for slirp4netns), and with fresh /run/docker and /run/containerd inside:
+    rootless docker 20.10 puts its plugins and shim sockets there, where the host's dockerd owns them."""
+    p = rootless_paths(uid)
+    inner = ("for d in /run/docker /run/containerd; do [ -d $d ] && mount -t tmpfs none $d; done; "
+             f"exec dockerd --rootless --data-root {home}/.local/share/docker --exec-root {p['exec_root']} "
+             f"--pidfile {p['pid']} --host unix://{p['socket']}")
+    kit = (f"rootlesskit --net=host --copy-up=/etc --copy-up=/run --disable-host-loopback --state-dir={p['state']} "
+           f"sh -c '{inner}'")
+    return f"setsid nohup {kit} >{p['log']} 2>&1 </dev/null &"
+
+
+def start_rootless(t: Target, user: str, scrun_path: str) -> None:
+    uid = int(t.run(["id", "-u", user], timeout=10).stdout)
+    home = t.run(["sh", "-c", f"getent passwd {user} | cut -d: -f6"], timeout=10).stdout.strip()
+    p = rootless_paths(uid)
+    as_user = ["runuser", "-u", user, "--", "env", f"XDG_RUNTIME_DIR=/run/user/{uid}", f"HOME={home}",
+               f"DOCKER_HOST=unix://{p['socket']}"]
+    conf = t.path(f"{home}/.config/docker/daemon.json")
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    changed = write_if_changed(conf, json.dumps({"iptables": False, "bridge": "none",
+                                                 "runtimes": {"scrun": {"path": scrun_path}}}, indent=2) + "\n")
+    t.chown(f"{user}:{user}", f"{home}/.config/docker", f"{home}/.config/docker/daemon.json")
+    # `docker ps`, not `docker version`: 26.1's version handler panics under rootlesskit --net=host.
+    ok = t.run([*as_user, "docker", "ps", "-q"], check=False, timeout=20).returncode == 0
+    if not ok or changed:
+        _restart_rootless(t, user, uid, home, as_user)
+    if t.run([*as_user, "docker", "image", "inspect", IMAGE], check=False, timeout=30).returncode != 0:
+        archive = f"/var/tmp/scrun-docker-image-{user}.tar"
+        try:
+            t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
+            t.path(archive).chmod(0o644)
+            t.run([*as_user, "sh", "-c", f"cd /tmp && docker load -q -i {archive}"], timeout=120)
+        finally:
+            t.path(archive).unlink(missing_ok=True)
+
+
+def _restart_rootless(t: Target, user: str, uid: int, home: str, as_user: list[str]) -> None:
+    p = rootless_paths(uid)
+    stop_rootless(t, user)
+    say(f"[{t.lane}] starting rootless dockerd for {user}")
+    t.run([*as_user, "sh", "-c", f"cd /tmp && {rootless_command(uid, home)}"], timeout=20)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if t.run([*as_user, "docker", "ps", "-q"], check=False, timeout=20).returncode == 0:
+            break
+        time.sleep(0.3)
+    else:
+        raise ClusterError(f"[{t.lane}] rootless dockerd of {user} did not come up\n  {log_tail(t.path(p['log']))}")
+
+
+def stop_rootless(t: Target, user: str) -> None:
+    """End the user's rootlesskit (dockerd and its containerd live in its namespaces)."""
+    t.run(["pkill", "-u", user, "-x", "rootlesskit"], check=False, timeout=10)
+    t.run(["pkill", "-u", user, "-f", "dockerd --rootless"], check=False, timeout=10)

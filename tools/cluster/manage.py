@@ -82,7 +82,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
     if opts.podman:
         podman.setup_podman(t, opts.scrun, in_namespace)
         users.setup_users(t, opts.scrun)
-        docker.setup_docker(t, opts.scrun)
+        docker.setup_docker(t, opts.scrun, users.ROOTLESS_USER)
     say(f"[{spec.name}] up: {opts.nodes} node(s) idle, {daemons.slurm_version(t)} ({time.monotonic() - t0:.1f}s)")
     return t
 
@@ -90,6 +90,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
 def down(spec: LaneSpec) -> None:
     t = target(spec)
     if t is not None:
+        docker.stop_rootless(t, users.ROOTLESS_USER)
         docker.stop(t)
         daemons.stop_all(t)
     if not is_native(spec):

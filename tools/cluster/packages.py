@@ -9,7 +9,7 @@ from cluster.shell import ClusterError, run, say
 LANE_PACKAGES = [
     "slurmctld", "slurmd", "slurm-client", "munge", "crun", "podman", "conmon",
     "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
-    "iproute2", "procps", "python3-venv", "docker.io",
+    "iproute2", "procps", "python3-venv", "docker.io", "rootlesskit",
 ]
 # Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io).
 SUITE_EXTRA = {"trixie": ["docker-cli"]}

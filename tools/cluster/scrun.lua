@@ -57,6 +57,16 @@ function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_i
 		return slurm.ERROR
 	end
 	config.root.path = dst_rootfs
+	-- Hooks run through /proc/<pid>/ (docker's libnetwork-setkey) name a process of this host.
+	if config.hooks then
+		for stage, hooks in pairs(config.hooks) do
+			local kept = setmetatable({}, getmetatable(hooks))
+			for _, hook in ipairs(hooks) do
+				if string.sub(hook.path or "", 1, 6) ~= "/proc/" then table.insert(kept, hook) end
+			end
+			config.hooks[stage] = kept
+		end
+	end
 	local ok, werr = write_file(dst_bundle .. "/config.json", json.encode(config))
 	if not ok then
 		slurm.log_error("cannot write %s/config.json: %s", dst_bundle, werr)

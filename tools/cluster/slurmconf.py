@@ -98,7 +98,9 @@ OCI_CONF = f"""{MARKER}
 # "run" mode: 22.05's create/start mode hangs. `exec` so signals reach crun, not dash.
 # --cgroup-manager=disabled keeps the container inside the step's cgroup.
 RunTimeRun="exec crun --cgroup-manager=disabled --root={CRUN_ROOT}/%u run --bundle %b %n-%j-%s-%t"
-RunTimeQuery="crun --root={CRUN_ROOT}/%u state %n-%j-%s-%t"
-RunTimeKill="crun --root={CRUN_ROOT}/%u kill -a %n-%j-%s-%t SIGTERM"
-RunTimeDelete="crun --root={CRUN_ROOT}/%u delete --force %n-%j-%s-%t"
+# Query/Kill/Delete may run as root (24.11 cleans up a failed step so): `test -d` first, or
+# crun would create the user's state directory as root, and the user's next `run` is refused.
+RunTimeQuery="test -d {CRUN_ROOT}/%u && crun --root={CRUN_ROOT}/%u state %n-%j-%s-%t"
+RunTimeKill="test -d {CRUN_ROOT}/%u && crun --root={CRUN_ROOT}/%u kill -a %n-%j-%s-%t SIGTERM"
+RunTimeDelete="test -d {CRUN_ROOT}/%u && crun --root={CRUN_ROOT}/%u delete --force %n-%j-%s-%t"
 """

@@ -373,7 +373,10 @@ class Anchor:
             container_id=self.req.id, bundle=self._node_bundle(size), step_args=self.req.step_args,
             pty=self.req.terminal, args=self._node_command(), slurm_version=self.slurm_version)
         self.log.debug("launching: %s", argv)
-        cwd = self.record.bundle if os.path.isdir(self.record.bundle) else "/"
+        # "/": the step's working directory on the node (the container has its own process.cwd).
+        # Not the bundle: in rootless docker its path resolves through rootlesskit's copy-up
+        # (/run/.ro<N>/…), which no node has, and 24.11's slurmstepd fails the step on it.
+        cwd = "/"
         env = self.slurm_env()
         if self.pty_slave is not None:
             from scrun.anchor.terminal import become_controlling_terminal
