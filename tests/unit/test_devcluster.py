@@ -97,3 +97,31 @@ def test_namespace_commands_run_inside_with_a_clean_env_and_inner_timeout():
     assert "-i" in argv and "CI=true" in argv
     assert argv[-5:] == ["timeout", "-k", "5", "15", "sinfo"]
     assert str(t.path("/run/slurm/slurmctld.pid")) == "/proc/4242/root/run/slurm/slurmctld.pid"
+
+
+def test_a_new_users_subordinate_range_starts_after_every_existing_one():
+    users = cluster_tool("users")
+    assert users.free_subid_start("") == users.SUBID_FIRST
+    assert users.free_subid_start("a:100000:65536\nb:165536:65536\n", "c:300000:10\nbroken line\n") == 300010
+
+
+def test_each_debian_gets_its_docker_client():
+    packages = cluster_tool("packages")
+    assert "docker-cli" in packages.lane_packages("trixie") and "docker-cli" not in packages.lane_packages("bookworm")
+    assert "docker.io" in packages.lane_packages("bookworm")
+
+
+def test_dockerd_and_rootless_dockerd_configs():
+    import json
+
+    docker = cluster_tool("docker")
+    conf = json.loads(docker.daemon_json("/usr/local/bin/scrun"))
+    assert conf["runtimes"] == {"scrun": {"path": "/usr/local/bin/scrun"}} and conf["bridge"] == "none" and not conf["iptables"]
+    cmd = docker.rootless_command(1001, "/home/u")
+    assert "rootlesskit --net=host" in cmd and "mount -t tmpfs none $d" in cmd and "--host unix:///run/user/1001/docker.sock" in cmd
+
+
+def test_crun_state_of_a_user_is_never_made_by_a_root_run_command():
+    for line in slurmconf.OCI_CONF.splitlines():
+        if line.startswith(("RunTimeQuery", "RunTimeKill", "RunTimeDelete")):
+            assert "test -d /run/crun-slurm/%u &&" in line, line

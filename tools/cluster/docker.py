@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from cluster.podman import IMAGE
+from cluster.podman import IMAGE, exported_image
 from cluster.shell import ClusterError, log_tail, say, write_if_changed
 from cluster.target import Target
 
@@ -64,12 +64,8 @@ def stop(t: Target) -> None:
 def ensure_image(t: Target) -> None:
     if t.run(["docker", "image", "inspect", IMAGE], check=False, timeout=30).returncode == 0:
         return
-    archive = "/var/tmp/scrun-docker-image.tar"
-    try:
-        t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
+    with exported_image(t, "docker") as archive:
         t.run(["docker", "load", "-i", archive], timeout=120)
-    finally:
-        t.path(archive).unlink(missing_ok=True)
 
 
 def setup_docker(t: Target, scrun_path: str, rootless_user: str) -> None:
@@ -115,13 +111,8 @@ def start_rootless(t: Target, user: str, scrun_path: str) -> None:
     if not ok or changed:
         _restart_rootless(t, user, uid, home, as_user)
     if t.run([*as_user, "docker", "image", "inspect", IMAGE], check=False, timeout=30).returncode != 0:
-        archive = f"/var/tmp/scrun-docker-image-{user}.tar"
-        try:
-            t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
-            t.path(archive).chmod(0o644)
+        with exported_image(t, f"docker-{user}") as archive:
             t.run([*as_user, "sh", "-c", f"cd /tmp && docker load -q -i {archive}"], timeout=120)
-        finally:
-            t.path(archive).unlink(missing_ok=True)
 
 
 def _restart_rootless(t: Target, user: str, uid: int, home: str, as_user: list[str]) -> None:

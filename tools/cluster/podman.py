@@ -1,6 +1,7 @@
 """podman in a lane: containers.conf with the scrun runtime, and the test image."""
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import shutil
 import subprocess
@@ -68,6 +69,18 @@ def ensure_image(t: Target) -> None:
                "/var/tmp/scrun-image/rootfs.tar", IMAGE], timeout=120)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exported_image(t: Target, name: str):
+    """The test image saved from root's podman to an archive every user can read (removed after)."""
+    archive = f"/var/tmp/scrun-image-{name}.tar"
+    try:
+        t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
+        t.path(archive).chmod(0o644)
+        yield archive
+    finally:
+        t.path(archive).unlink(missing_ok=True)
 
 
 def setup_podman(t: Target, scrun_path: str, in_namespace_lane: bool) -> None:

@@ -7,7 +7,7 @@ Two users, so tests can show that one cannot touch the other's containers.
 """
 from __future__ import annotations
 
-from cluster.podman import IMAGE
+from cluster.podman import IMAGE, exported_image
 from cluster.shell import write_if_changed
 from cluster.slurmconf import MARKER
 from cluster.target import Target
@@ -71,13 +71,8 @@ def load_image(t: Target, user: str, runtime_dir: str) -> None:
     as_user = ["runuser", "-u", user, "--", "env", f"XDG_RUNTIME_DIR={runtime_dir}", "sh", "-c"]
     if t.run([*as_user, f"cd /tmp && podman image exists {IMAGE}"], check=False, timeout=60).returncode == 0:
         return
-    archive = f"/var/tmp/scrun-image-{user}.tar"
-    try:
-        t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
-        t.path(archive).chmod(0o644)
+    with exported_image(t, f"podman-{user}") as archive:
         t.run([*as_user, f"cd /tmp && podman load -q -i {archive}"], timeout=120)
-    finally:
-        t.path(archive).unlink(missing_ok=True)
 
 
 def setup_users(t: Target, scrun_path: str) -> None:
