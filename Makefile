@@ -13,7 +13,7 @@ DEVCLUSTER := python3 tools/devcluster.py
 LANE ?= all
 LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 
-.PHONY: all venv install packages cluster cluster-down demo test unit lint bench clean
+.PHONY: all venv install packages cluster cluster-down demo test unit lint bench conformance clean
 
 all: test
 
@@ -62,6 +62,18 @@ test: cluster lint
 	@rc=0; for lane in $(LANES); do \
 	  echo "=== integration and e2e on $$lane ==="; \
 	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "integration or e2e" $(PYTEST_ARGS) || rc=1; \
+	done; $(MAKE) --no-print-directory conformance-check || rc=1; exit $$rc
+
+# The OCI runtime-tools suite against crun and scrun in every lane (tools/conformance.py): a table
+# per program and the totals, results in bench/results/conformance-<lane>.json; fails on a
+# difference that tests/conformance/expected-failures.txt does not list (or lists but is gone).
+conformance: cluster conformance-check
+
+conformance-check:
+	@rc=0; for lane in $(LANES); do \
+	  echo "=== conformance on $$lane ==="; \
+	  $(DEVCLUSTER) python --lane $$lane -- tools/conformance.py --check tests/conformance/expected-failures.txt \
+	    --json bench/results/conformance-$$lane.json || rc=1; \
 	done; exit $$rc
 
 # Each lane measures itself (with upstream's C scrun beside it where its Debian ships it), then

@@ -97,7 +97,7 @@ def test_bundle_config_parsed():
     ("{not json", "not valid JSON"),
     ("[]", "JSON object"),
     (json.dumps({"ociVersion": "1", "root": {"path": "r"}, "process": {"args": []}}), "process.args"),
-    (json.dumps({"ociVersion": "1", "root": {"path": "r"}}), "process"),
+    (json.dumps({"ociVersion": "1", "root": {"path": "r"}, "process": "sh"}), "process"),
     (json.dumps({"ociVersion": "1", "process": {"args": ["a"]}}), "root.path"),
     (json.dumps({"root": {"path": "r"}, "process": {"args": ["a"]}}), "ociVersion"),
     (json.dumps({"ociVersion": "1", "root": {"path": "r"}, "process": {"args": ["a"], "terminal": "yes"}}), "process.terminal"),
@@ -106,6 +106,12 @@ def test_bundle_config_parsed():
 def test_bad_bundle_configs_name_the_field(text, field):
     with pytest.raises(InvalidInputError, match=field.replace(".", r"\.")):
         parse_bundle_config("/b", text)
+
+
+def test_a_config_without_process_can_be_created():
+    """runtime-spec: process is needed by `start` (which must then fail), not by `create`."""
+    cfg = parse_bundle_config("/b", json.dumps({"ociVersion": "1", "root": {"path": "r"}}))
+    assert cfg.args == () and cfg.env == () and cfg.terminal is False
 
 
 def test_rootfs_shim_only_for_old_slurm():

@@ -53,13 +53,13 @@ def dispatch(args: argparse.Namespace) -> int:
         print(" ".join(ordered_names()))
         return 0
     if args.verb == "packages":
-        packages.ensure_host_packages(packages.lane_packages(native_lane().suite))
+        packages.ensure_host_packages(packages.lane_packages(native_lane().suite) + packages.HOST_TOOLS)
         return 0
     if args.verb == "up":
         if not 1 <= args.nodes <= 16:
             raise ClusterError(f"--nodes {args.nodes}: choose 1 to 16")
         specs = resolve(args.lane)
-        packages.ensure_host_packages(packages.lane_packages(native_lane().suite))
+        packages.ensure_host_packages(packages.lane_packages(native_lane().suite) + packages.HOST_TOOLS)
         opts = manage.UpOptions(nodes=args.nodes, scrun=args.scrun, pip=args.pip, podman=not args.no_podman)
         for spec in specs:
             manage.up(spec, opts)

@@ -24,6 +24,8 @@ def lane_packages(suite: str) -> list[str]:
 ROOTFS_EXTRA = ["python3", "catatonit", "netavark", "passt", "iptables", "ca-certificates"]
 # Building another Debian's rootfs on the host.
 HOST_EXTRA = ["mmdebstrap"]
+# Building the OCI validation suite (tools/conformance.py) on the host; lanes reuse the build.
+HOST_TOOLS = ["golang-go", "make"]
 
 
 def missing(packages: list[str]) -> list[str]:

@@ -323,6 +323,9 @@ class Anchor:
         if op == "start":
             if status != Status.CREATED or self.stopping.is_set() or self.launching:
                 return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
+            if not self.req.args:
+                return {"ok": False, "error": f"container `{self.req.id}` has no process in {self.req.config_file}: "
+                        "nothing to start (set process.args)", "kind": "status"}
             self.launching = True  # before the first await: a second start must not launch again
             try:
                 await self._launch_step()

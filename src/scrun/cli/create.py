@@ -147,7 +147,8 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     from scrun.core.executable import check_executable
 
     container_env = cfg.env_dict()
-    check_executable(cfg.root_path, cfg.args[0], container_env, cfg.cwd)
+    if cfg.args:  # no process: create is fine, start will refuse (runtime-spec)
+        check_executable(cfg.root_path, cfg.args[0], container_env, cfg.cwd)
     oci = load_node_config(settings.slurm_conf)
     if oci.path is None:
         log.debug("no oci.conf next to %s: fine for scrun, but compute nodes need one for --container", settings.slurm_conf)

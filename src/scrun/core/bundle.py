@@ -55,12 +55,16 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
     if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
         raise bad("root.path", "a non-empty string")
     root_path = root["path"] if os.path.isabs(root["path"]) else os.path.normpath(os.path.join(bundle, root["path"]))
+    # process is optional at create (runtime-spec: only `start` needs it, and must then fail).
     process = doc.get("process")
-    if not isinstance(process, dict):
+    if process is None:
+        process, args = {}, []
+    elif not isinstance(process, dict):
         raise bad("process", "an object with args")
-    args = process.get("args")
-    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
-        raise bad("process.args", "a non-empty list of strings")
+    else:
+        args = process.get("args")
+        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+            raise bad("process.args", "a non-empty list of strings")
     env = process.get("env", [])
     if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
         raise bad("process.env", "a list of \"KEY=value\" strings")
