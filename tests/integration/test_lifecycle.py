@@ -298,3 +298,18 @@ def test_the_step_is_found_the_way_the_slurm_version_allows(scrun, make_bundle, 
     found = re.findall(r"container steps \['(\w+)'\] found by (--container-id|step name)", log)
     assert found and found[0][1] == ("--container-id" if by_id else "step name"), log
     assert scrun("delete", cid).returncode == 0
+
+
+def test_list_shows_each_container_with_its_job(slurm_cluster, scrun, make_bundle):
+    assert scrun("list", "-q").stdout == ""  # a root that does not exist yet lists nothing
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sleep", "30"])).returncode == 0
+    listed = json.loads(scrun("list", "--format", "json").stdout)
+    assert [(s["id"], s["status"]) for s in listed] == [(cid, "created")]
+    assert listed[0]["job"] == scrun.record(cid)["job_id"] and listed[0]["pid"] == scrun.record(cid)["anchor_pid"]
+    table = scrun("list").stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB"]
+    assert table[1].split()[0] == cid and table[1].split()[2] == "created" and table[1].split()[-1] == str(listed[0]["job"])
+    assert scrun("list", "-q").stdout == f"{cid}\n"
+    assert scrun("delete", "--force", cid).returncode == 0
+    assert scrun("list", "-q").stdout == ""

@@ -76,7 +76,7 @@ def test_bad_debug_env_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "SCRUN_DEBUG='loud'" in proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["exec", "pause", "resume", "ps", "update", "run", "list", "checkpoint", "restore",
+@pytest.mark.parametrize("verb", ["exec", "pause", "resume", "ps", "update", "run", "checkpoint", "restore",
                                   "events", "spec", "features"])
 def test_other_runc_verbs_say_why_not(verb, tmp_path):
     proc = run_cli("--root", str(tmp_path), verb, "--process", "/p", "--detach", "c")

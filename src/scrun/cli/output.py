@@ -6,6 +6,11 @@ import sys
 from scrun import fastjson
 
 
+def print_text(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def print_json(doc: object) -> None:
     sys.stdout.write(fastjson.dumps(doc, indent=2) + "\n")
     sys.stdout.flush()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from scrun.errors import ScrunError
 
-USAGE = "<exec|pause|resume|ps|update|run|list|checkpoint|restore|events|spec|features> …"
+USAGE = "<exec|pause|resume|ps|update|run|checkpoint|restore|events|spec|features> …"
 
 REASONS = {
     "exec": "a container runs as a Slurm job step on a compute node; run more in its allocation with "
@@ -13,7 +13,6 @@ REASONS = {
     "ps": "the processes run on a compute node: `squeue --steps --jobs <job>` or `sstat`",
     "update": "resources are the job's: change them with `scontrol update job=<job> …`",
     "run": "use create then start (what podman and docker do)",
-    "list": "list containers with `ls` of the state root or `squeue --name 'scrun:*'`",
     "checkpoint": "Slurm jobs have no container checkpointing",
     "restore": "Slurm jobs have no container checkpointing",
     "events": "there are no local cgroup events; use `sstat --jobs <job>`",
