@@ -308,8 +308,10 @@ def test_list_shows_each_container_with_its_job(slurm_cluster, scrun, make_bundl
     assert [(s["id"], s["status"]) for s in listed] == [(cid, "created")]
     assert listed[0]["job"] == scrun.record(cid)["job_id"] and listed[0]["pid"] == scrun.record(cid)["anchor_pid"]
     table = scrun("list").stdout.splitlines()
-    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB"]
-    assert table[1].split()[0] == cid and table[1].split()[2] == "created" and table[1].split()[-1] == str(listed[0]["job"])
+    assert listed[0]["job_state"] == "RUNNING"  # the allocation is held while the container is created
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE"]
+    assert table[1].split()[0] == cid and table[1].split()[2] == "created"
+    assert table[1].split()[-2:] == [str(listed[0]["job"]), "RUNNING"]
     assert scrun("list", "-q").stdout == f"{cid}\n"
     assert scrun("delete", "--force", cid).returncode == 0
     assert scrun("list", "-q").stdout == ""

@@ -94,3 +94,11 @@ def test_step_lookup_follows_the_version(version, by_id):
                            pty=False, args=["true"], slurm_version=version)
     assert ("--container-id=x" in argv) is by_id
     assert build_step_show_argv("scontrol", 7) == ["scontrol", "--oneliner", "show", "step", "7"]
+
+
+def test_job_states_for_list():
+    from scrun.slurm.argv import build_job_state_argv
+    from scrun.slurm.parse import parse_job_states
+
+    assert build_job_state_argv("squeue", [12, 7]) == ["squeue", "--noheader", "--jobs=12,7", "--format=%i %T"]
+    assert parse_job_states("12 RUNNING\n7 PENDING\nslurm_load_jobs error: Invalid job id specified\n") == {12: "RUNNING", 7: "PENDING"}

@@ -16,8 +16,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only the container ids")
 
 
+def job_states(job_ids: list[int]) -> dict[int, str]:
+    """Slurm's state of each job (PENDING, RUNNING …), in one squeue call; {} when Slurm cannot say."""
+    from scrun.slurm.argv import build_job_state_argv
+    from scrun.slurm.parse import parse_job_states
+    from scrun.slurm.runner import run
+
+    if not job_ids:
+        return {}
+    try:
+        proc = run(build_job_state_argv("squeue", job_ids), timeout=30, check=False)
+    except ScrunError:
+        return {}
+    return parse_job_states(proc.stdout.decode(errors="replace"))
+
+
 def rows(root: str) -> list[dict[str, object]]:
-    """State documents (plus `job`) of every readable container; a half-made one is skipped, as runc does."""
+    """State documents (plus `job` and `job_state`) of every readable container; a half-made one is
+    skipped, as runc does. A job squeue no longer knows has ended: its state is empty."""
     check_owned(root, follow=True)
     try:
         names = sorted(os.listdir(root))
@@ -32,14 +48,18 @@ def rows(root: str) -> list[dict[str, object]]:
         state = state_document(doc, live_status(doc))
         state["job"] = doc.get("job_id")
         out.append(state)
+    slurm = job_states([s["job"] for s in out if isinstance(s["job"], int)])
+    for s in out:
+        s["job_state"] = slurm.get(s["job"], "") if isinstance(s["job"], int) else ""
     return out
 
 
 def table(states: list[dict[str, object]]) -> str:
-    """runc's columns, and the job id: ID PID STATUS BUNDLE CREATED OWNER JOB."""
-    header = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB")
+    """runc's columns, then the job: ID PID STATUS BUNDLE CREATED OWNER JOB JOB-STATE."""
+    header = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE")
     lines = [header] + [(str(s["id"]), str(s["pid"]), str(s["status"]), str(s["bundle"]), str(s["created"]),
-                         str(s["owner"]), "" if s["job"] is None else str(s["job"])) for s in states]
+                         str(s["owner"]), "" if s["job"] is None else str(s["job"]), str(s["job_state"]))
+                        for s in states]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 

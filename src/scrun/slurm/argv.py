@@ -65,6 +65,11 @@ def build_step_list_argv(squeue: str, job_id: int) -> list[str]:
     return [squeue, "--noheader", "--steps", f"--jobs={job_id}", "--format=%i %j"]
 
 
+def build_job_state_argv(squeue: str, job_ids: Sequence[int]) -> list[str]:
+    """`<id> <STATE>` per line for the given jobs (those squeue still knows)."""
+    return [squeue, "--noheader", f"--jobs={','.join(str(j) for j in job_ids)}", "--format=%i %T"]
+
+
 def build_step_show_argv(scontrol: str, job_id: int) -> list[str]:
     """Steps of a job, one line each, with ContainerID= (Slurm >= 23.02)."""
     return [scontrol, "--oneliner", "show", "step", str(job_id)]

@@ -69,3 +69,13 @@ def parse_step_containers(text: str) -> list[tuple[str, str]]:
         container = _CONTAINER_ID.search(line)
         steps.append((step.group(1), container.group(1) if container else ""))
     return steps
+
+
+def parse_job_states(text: str) -> dict[int, str]:
+    """`squeue --format="%i %T"` lines → {job id: state}; other lines are skipped."""
+    out: dict[int, str] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit():
+            out[int(fields[0])] = fields[1]
+    return out
