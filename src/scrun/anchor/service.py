@@ -28,7 +28,7 @@ from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
 from scrun.config.paths import read_identity
-from scrun.core.bundle import load_bundle_config
+from scrun.core.bundle import env_dict
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
@@ -371,10 +371,11 @@ class Anchor:
 
             rows, cols = get_size(self.pty_slave)
             size = (rows, cols) if rows and cols else None
+        config = self._bundle_config()  # read once for both: start is on the engine's critical path
         argv = slurm_argv.build_srun_argv(
             self.req.srun_path, self.req.srun_args, job_id=self.record.job_id, step_name=self.req.step_name,
-            container_id=self.req.id, bundle=self._node_bundle(size), step_args=self.req.step_args,
-            pty=self.req.terminal, args=self._node_command(), slurm_version=self.slurm_version)
+            container_id=self.req.id, bundle=self._node_bundle(size, config), step_args=self.req.step_args,
+            pty=self.req.terminal, args=self._node_command(config), slurm_version=self.slurm_version)
         self.log.debug("launching: %s", argv)
         # "/": the step's working directory on the node (the container has its own process.cwd).
         # Not the bundle: in rootless docker its path resolves through rootlesskit's copy-up
@@ -405,17 +406,24 @@ class Anchor:
         self.set_status(Status.RUNNING)
         self.start_requested.set()
 
-    def _node_command(self) -> tuple[str, ...]:
-        """The container's args as srun must get them (Lua may have staged the bundle elsewhere)."""
-        if tuple(self.slurm_version[:2]) < NODE_RESOLVES_COMMAND_FROM:
-            return self.req.args  # no config.json read on the start path where srun keeps the name
+    def _bundle_config(self) -> dict[str, Any] | None:
+        """The current bundle's config.json (Lua may have staged it elsewhere); None if unreadable."""
         try:
-            env = load_bundle_config(self.record.bundle).env_dict()
-        except ScrunError:
-            env = {}
+            with open(os.path.join(self.record.bundle, "config.json"), encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return config if isinstance(config, dict) else None
+
+    def _node_command(self, config: dict[str, Any] | None) -> tuple[str, ...]:
+        """The container's args as srun must get them."""
+        if tuple(self.slurm_version[:2]) < NODE_RESOLVES_COMMAND_FROM:
+            return self.req.args  # srun passes the name through; crun searches the container
+        process = (config or {}).get("process") or {}
+        env = env_dict(process.get("env") or []) if isinstance(process, dict) else {}
         return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
 
-    def _node_bundle(self, terminal_size: tuple[int, int] | None) -> str:
+    def _node_bundle(self, terminal_size: tuple[int, int] | None, config: dict[str, Any] | None) -> str:
         """The bundle srun gets: the container's, or one in the state directory with the config
         the node needs (core.nodebundle). A bundle scrun.lua moved is Lua's: only the 22.05
         root shim applies to it, as before."""
@@ -424,8 +432,8 @@ class Anchor:
         own = self.record.bundle == self.record.orig_bundle
         if not shim and not own:
             return bundle
-        with open(os.path.join(bundle, "config.json"), encoding="utf-8") as fh:
-            config = json.load(fh)
+        if config is None:
+            raise ScrunError(f"cannot read {os.path.join(bundle, 'config.json')} to make the node's bundle")
         changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
                               terminal_size=terminal_size) if own else None
         if changed is None and not shim:

@@ -28,11 +28,17 @@ class BundleConfig:
     engine_requests: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def env_dict(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for item in self.env:
+        return env_dict(self.env)
+
+
+def env_dict(items) -> dict[str, str]:
+    """process.env's "KEY=value" strings as a dict (a later KEY wins, as execve's lookup does not care)."""
+    out: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, str):
             key, _, value = item.partition("=")
             out[key] = value
-        return out
+    return out
 
 
 def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
