@@ -239,3 +239,15 @@ def test_an_unknown_slurm_annotation_fails_create(podman_ready):
     proc = podman("run", "--rm", "--annotation", "org.slurm.partiton=debug", IMAGE, "true")
     assert proc.returncode != 0
     assert b"annotation org.slurm.partiton: no such job option" in proc.stderr, proc.stderr
+
+
+def test_user_namespace_mappings_run_like_crun(podman_ready):
+    """--uidmap/--gidmap: the container's root is host uid 100000, which must reach the node's
+    bundle (22.05 gets one in scrun's state directory) — it did not while that was 0700."""
+    script = "id -u; cat /proc/self/uid_map /proc/self/gid_map; exit 3"
+    maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]
+    ours = podman("run", "--rm", "--network", "none", *maps, IMAGE, "sh", "-c", script)
+    theirs = podman("run", "--rm", "--network", "none", *maps, IMAGE, "sh", "-c", script, runtime="crun")
+    assert theirs.returncode == 3, theirs.stderr
+    assert (ours.returncode, ours.stdout) == (3, theirs.stdout), ours.stderr
+    assert ours.stdout.split()[1:3] == [b"0", b"100000"]

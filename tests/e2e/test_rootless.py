@@ -254,8 +254,13 @@ def test_the_anchor_itself_refuses_a_peer_of_another_uid(a_running):
 
 def test_state_is_private(a_running):
     root = pathlib.Path(state_root(A))
-    assert (root.stat().st_mode & 0o777) == 0o700 and ((root / a_running).stat().st_mode & 0o777) == 0o700
+    # Search-only for others (a user-namespaced container's mapped root must reach its node
+    # bundle); no listing, and every file in it is the owner's alone.
+    assert (root.stat().st_mode & 0o777) == 0o711 and ((root / a_running).stat().st_mode & 0o777) == 0o711
+    assert all((f.stat().st_mode & 0o077) == 0 for f in (root / a_running).iterdir() if f.is_file() or f.is_socket())
     assert ((root / a_running / "ctl.sock").stat().st_mode & 0o077) == 0
+    proc = as_user(B, ["ls", f"{root}/{a_running}"])
+    assert proc.returncode != 0 and b"Permission denied" in proc.stderr
     proc = as_user(B, ["cat", f"{root}/{a_running}/anchor.log"])
     assert proc.returncode != 0 and b"Permission denied" in proc.stderr
 

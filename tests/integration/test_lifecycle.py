@@ -63,11 +63,12 @@ def test_state_output_is_oci_state_and_nothing_else(slurm_cluster, scrun, make_b
     assert scrun("delete", cid).returncode == 0
 
 
-@pytest.mark.parametrize("case", ["no-bundle", "not-json", "no-args", "bad-id", "bad-option", "terminal-no-socket", "no-exe"])
-def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, tmp_path, case):
+@pytest.mark.parametrize("case", ["no-bundle", "not-json", "no-args", "bad-id", "bad-option", "terminal-no-socket", "no-exe",
+                                  "unknown-rlimit", "mapped-root-cannot-reach-rootfs"])
+def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, busybox_rootfs, conf_dir, tmp_path, case):
     cid = scrun.new_id()
     bundle = make_bundle(["true"])
-    env = None
+    env = {"SLURM_CONF": str(conf_dir / "slurm.conf")}  # without the site's scrun.lua
     if case == "no-bundle":
         bundle = tmp_path / "missing"
     elif case == "not-json":
@@ -79,7 +80,7 @@ def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, tmp_path, c
     elif case == "bad-id":
         cid = "../escape"
     elif case == "bad-option":
-        env = {"SCRUN_TIMELIMIT": "abc"}
+        env["SCRUN_TIMELIMIT"] = "abc"
     elif case == "terminal-no-socket":
         cfg = json.loads((bundle / "config.json").read_text())
         cfg["process"]["terminal"] = True
@@ -88,6 +89,19 @@ def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, tmp_path, c
         cfg = json.loads((bundle / "config.json").read_text())
         cfg["process"]["args"] = ["/no/such/exe"]
         (bundle / "config.json").write_text(json.dumps(cfg))
+    elif case == "unknown-rlimit":
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["rlimits"] = [{"type": "RLIMIT_TEST", "soft": 1, "hard": 1}]
+        (bundle / "config.json").write_text(json.dumps(cfg))
+    elif case == "mapped-root-cannot-reach-rootfs":
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        sh(["cp", "-a", str(busybox_rootfs), str(private / "rootfs")])
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["root"]["path"] = str(private / "rootfs")
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        (bundle / "config.json").write_text(json.dumps(cfg))
     before = sh(["squeue", "-h", "-o", "%i"]).stdout.split()
     proc = scrun.create(cid, bundle, env=env)
     assert proc.returncode != 0
@@ -95,6 +109,11 @@ def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, tmp_path, c
     assert len(lines) == 1 and lines[0].startswith("scrun: error: "), proc.stderr
     if case == "bad-option":
         assert 'SCRUN_TIMELIMIT="abc": not a valid time (e.g. 10, 1:30:00, 2-00:00:00)' in lines[0]
+    if case == "unknown-rlimit":
+        assert "process.rlimits[0].type 'RLIMIT_TEST' is not an rlimit" in lines[0]
+    if case == "mapped-root-cannot-reach-rootfs":
+        blocked = re.search(r"cannot search (\S+) \(mode 0700, uid 0\)", lines[0])
+        assert blocked and str(tmp_path / "private").startswith(blocked[1]) and "chmod o+x" in lines[0], lines[0]
     assert not scrun.root.exists() or os.listdir(scrun.root) == []
     assert sh(["squeue", "-h", "-o", "%i"]).stdout.split() == before or not jobs_named([f"scrun:{cid[:12]}"])
 
@@ -279,7 +298,8 @@ def test_anchor_answers_malformed_and_foreign_requests(slurm_cluster, scrun, mak
     nobody = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-c",
                              f"import socket; s=socket.socket(socket.AF_UNIX); s.connect({path!r})"],
                             capture_output=True, text=True)
-    assert nobody.returncode != 0  # the state dir is 0700: other users cannot even reach the socket
+    # The state dir is search-only for others, the socket the owner's alone (0600).
+    assert nobody.returncode != 0 and "Permission denied" in nobody.stderr, nobody.stderr
     assert scrun("delete", "--force", cid).returncode == 0
 
 

@@ -221,12 +221,33 @@ def test_the_filesystem_holding_a_path_is_the_longest_mount_above_it():
     from scrun.core.mounts import filesystem_of, parse_mountinfo
 
     mounts = parse_mountinfo(MOUNTINFO)
-    assert ("/home/u/with space", "fuse.fuse-overlayfs") in mounts
+    assert ("0:61", "/", "/home/u/with space", "fuse.fuse-overlayfs") in mounts
     assert filesystem_of("/home/u/.local/share/containers/storage/overlay/abc/merged", mounts) == "overlay"
     assert filesystem_of("/home/u/.local/share/containers/storage/overlay/abc/merged/bin", mounts) == "overlay"
     assert filesystem_of("/home/u/.local/share/containers/storage/overlay/abcd", mounts) == "ext4"
     assert filesystem_of("/run/user/1000/scrun", mounts) == "tmpfs"
     assert filesystem_of("/home/u/with space/x", mounts) == "fuse.fuse-overlayfs"
+
+
+# podman 5, root, --uidmap: the runtime's private namespace has a second view of the overlay.
+INTERMEDIATE = MOUNTINFO + r"""439 438 0:89 / /var/lib/containers/storage/overlay/fc01/merged rw - overlay overlay rw,lowerdir=a
+441 425 0:89 / /var/tmp/intermediate-mountpoint-0.0 rw - overlay overlay rw,lowerdir=a
+450 22 8:1 /srv/img /var/tmp/bound rw - ext4 /dev/sda1 rw
+"""
+
+
+def test_the_node_gets_the_storage_path_of_a_second_overlay_view():
+    from scrun.core.mounts import node_visible_path
+
+    merged = "/var/lib/containers/storage/overlay/fc01/merged"
+    assert node_visible_path("/var/tmp/intermediate-mountpoint-0.0", INTERMEDIATE) == merged
+    assert node_visible_path("/var/tmp/intermediate-mountpoint-0.0/", INTERMEDIATE) == merged
+    assert node_visible_path("/var/tmp/intermediate-mountpoint-0.0/sub", INTERMEDIATE) == merged + "/sub"
+    assert node_visible_path(merged, INTERMEDIATE) == merged  # the first view is the storage's
+    # Unchanged: a single view, a plain directory, a bind mount of a disk (the node may have its own).
+    assert node_visible_path("/home/u/.local/share/containers/storage/overlay/abc/merged", MOUNTINFO).endswith("abc/merged")
+    assert node_visible_path("/srv/bundle/rootfs", INTERMEDIATE) == "/srv/bundle/rootfs"
+    assert node_visible_path("/var/tmp/bound", INTERMEDIATE) == "/var/tmp/bound"
 
 
 def test_only_a_rootless_overlay_rootfs_is_refused():

@@ -83,9 +83,25 @@ def exported_image(t: Target, name: str):
         t.path(archive).unlink(missing_ok=True)
 
 
+# Root podman's storage, down to the overlay mounts. podman 4 makes these 0711 itself; podman 5
+# leaves them 0700 and hands its runtime a private "intermediate" mount instead, which no node
+# sees. A container with --uidmap mounts its rootfs on the node as the mapped root, so the
+# storage path must be searchable (scrun's create says so when it is not).
+STORAGE_PATH = ("/var/lib/containers", "/var/lib/containers/storage")
+
+
+def storage_searchable(t: Target) -> None:
+    for path in STORAGE_PATH:
+        p = t.path(path)
+        if p.is_dir() and p.stat().st_mode & 0o001 == 0:
+            say(f"[{t.lane}] chmod o+x {path} (podman --uidmap through scrun)")
+            p.chmod(p.stat().st_mode & 0o7777 | 0o011)
+
+
 def setup_podman(t: Target, scrun_path: str, in_namespace_lane: bool) -> None:
     conf = t.path(CONTAINERS_CONF)
     if conf.exists() and MARKER not in conf.read_text():
         conf.with_name("containers.conf.before-devcluster").write_text(conf.read_text())
     write_if_changed(conf, containers_conf(t, scrun_path, in_namespace_lane))
-    ensure_image(t)
+    ensure_image(t)  # creates the storage on a fresh machine
+    storage_searchable(t)

@@ -3,11 +3,15 @@
 -- Rootless podman mounts a container's rootfs in its own mount namespace, which slurmd does
 -- not see: this script copies such a rootfs where the nodes can read it, and points the
 -- container at the copy. Root podman's storage is on this host already, so root's
--- containers run in place. A real site would stage onto a filesystem its nodes share.
+-- containers run in place, except with uid mappings (--uidmap): the node's runtime mounts
+-- the rootfs as the mapped root, which podman 5's storage (0700 per container) keeps out.
+-- A real site would stage onto a filesystem its nodes share.
 local json = require 'json'
 
 -- /run/user/<uid> is the user's own (made at login by pam_systemd, or by devcluster here).
 local scratch = "/run/user/%d/scrun-stage/%s"
+-- root's copies: searchable (0711) by a mapped root, listable by nobody else.
+local root_scratch = "/run/scrun-stage/%s"
 
 local function read_file(path)
 	local f, err = io.open(path, "rb")
@@ -29,21 +33,30 @@ local function quote(s)
 	return "'" .. string.gsub(s, "'", "'\\''") .. "'"
 end
 
+local function has_uid_mappings(config)
+	return config.linux ~= nil and config.linux.uidMappings ~= nil and #config.linux.uidMappings > 0
+end
+
 function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
-	if user_id == 0 then
-		return slurm.SUCCESS
-	end
 	local text, err = read_file(config_file)
 	if not text then
 		slurm.log_error("cannot read %s: %s", config_file, err)
 		return slurm.ERROR
 	end
 	local config = json.decode(text)
+	if user_id == 0 and not has_uid_mappings(config) then
+		return slurm.SUCCESS
+	end
 	local src = config.root.path
 	if string.sub(src, 1, 1) ~= "/" then src = bundle .. "/" .. src end
-	local dst_bundle = string.format(scratch, math.floor(user_id), id)
+	local dst_bundle, mode
+	if user_id == 0 then
+		dst_bundle, mode = string.format(root_scratch, id), "0711"
+	else
+		dst_bundle, mode = string.format(scratch, math.floor(user_id), id), "0700"
+	end
 	local dst_rootfs = dst_bundle .. "/rootfs"
-	local st, out = slurm.allocator_command("mkdir -p -m 0700 " .. quote(dst_rootfs))
+	local st, out = slurm.allocator_command(string.format("mkdir -p -m %s %s", mode, quote(dst_bundle)))
 	if st ~= 0 then
 		slurm.log_error("cannot make %s: %s", dst_rootfs, out)
 		return slurm.ERROR

@@ -29,6 +29,7 @@ from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachab
 from scrun.anchor.request import AnchorRequest
 from scrun.config.paths import read_identity
 from scrun.core.bundle import env_dict
+from scrun.core.mounts import node_visible_path, read_mountinfo
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
@@ -248,9 +249,11 @@ class Anchor:
         self.record.root_path = self.hooks.root_path
         self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
-        from scrun.core.mounts import namespace_local_rootfs_error
+        from scrun.core.mounts import mapped_root_error, namespace_local_rootfs_error
 
-        error = namespace_local_rootfs_error(self.record.root_path, self.identity.in_user_namespace)
+        linux = (self._bundle_config() or {}).get("linux")
+        error = (namespace_local_rootfs_error(self.record.root_path, self.identity.in_user_namespace)
+                 or mapped_root_error(self.record.root_path, linux if isinstance(linux, dict) else {}))
         if error:
             raise ScrunError(f"after scrun.lua stage_in: {error}")
 
@@ -428,14 +431,15 @@ class Anchor:
         the node needs (core.nodebundle). A bundle scrun.lua moved is Lua's: only the 22.05
         root shim applies to it, as before."""
         bundle, root_path = self.record.bundle, self.record.root_path
-        shim = needs_rootfs_shim(self.slurm_version, bundle, root_path)
         own = self.record.bundle == self.record.orig_bundle
+        node_root = node_visible_path(root_path, read_mountinfo()) if own else root_path
+        shim = needs_rootfs_shim(self.slurm_version, bundle, node_root)
         if not shim and not own:
             return bundle
         if config is None:
             raise ScrunError(f"cannot read {os.path.join(bundle, 'config.json')} to make the node's bundle")
         changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
-                              terminal_size=terminal_size) if own else None
+                              terminal_size=terminal_size, node_root_path=node_root) if own else None
         if changed is None and not shim:
             return bundle
         node = os.path.join(self.dir, "bundle")
@@ -445,7 +449,7 @@ class Anchor:
             link = os.path.join(node, "rootfs")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
-            os.symlink(root_path, link)
+            os.symlink(node_root, link)
         self.log.debug("srun gets node bundle %s (%s)", node, "root shim" if shim else "config adjusted")
         return node
 

@@ -170,6 +170,8 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     else:
         lua_script = None
         _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
+        _check_mapped_root_reaches_rootfs(cfg)
+    _check_namespace_paths(cfg)
 
     if settings.root_note and not os.path.isdir(settings.root):
         log.info("%s", settings.root_note)
@@ -303,6 +305,26 @@ def _check_rootfs_reachable(root_path: str, in_user_namespace: bool) -> None:
     from scrun.core.mounts import namespace_local_rootfs_error
 
     error = namespace_local_rootfs_error(root_path, in_user_namespace)
+    if error:
+        raise InvalidInputError(error)
+
+
+def _check_namespace_paths(cfg) -> None:
+    from scrun.core.specchecks import check_namespace_paths, namespace_paths
+
+    kinds: dict[str, str | None] = {}
+    for path in namespace_paths(cfg.linux):
+        try:
+            kinds[path] = os.readlink(path).partition(":")[0]  # "net:[4026531840]"
+        except OSError:
+            kinds[path] = None  # a bind-mounted nsfs (/run/netns/…) is no link: the node's runtime checks it
+    check_namespace_paths(cfg.linux, cfg.config_file, kinds)
+
+
+def _check_mapped_root_reaches_rootfs(cfg) -> None:
+    from scrun.core.mounts import mapped_root_error
+
+    error = mapped_root_error(cfg.root_path, cfg.linux)
     if error:
         raise InvalidInputError(error)
 

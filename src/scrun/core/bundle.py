@@ -7,6 +7,7 @@ import os
 
 from scrun.core.options import OPTIONS_BY_ENV
 from scrun.core.resources import requests_from_config
+from scrun.core.specchecks import check_capabilities, check_id_mappings, check_rlimits
 from scrun.errors import InvalidInputError
 
 
@@ -26,6 +27,7 @@ class BundleConfig:
     console_size: tuple[int, int] | None  # (rows, cols) from process.consoleSize
     # SCRUN_* values the engine's flags ask for (--cpus, --memory, org.slurm.* annotations)
     engine_requests: dict[str, str] = dataclasses.field(default_factory=dict)
+    linux: dict = dataclasses.field(default_factory=dict)  # config.json's linux object, for create's checks
 
     def env_dict(self) -> dict[str, str]:
         return env_dict(self.env)
@@ -84,6 +86,13 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
     size = process.get("consoleSize")
     if isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):
         console_size = (size["height"], size["width"])
+    linux = doc.get("linux")
+    linux = {} if linux is None else linux
+    if not isinstance(linux, dict):
+        raise bad("linux", "an object")
+    check_rlimits(process, config_file)
+    check_capabilities(process, config_file)
+    check_id_mappings(linux, config_file)
     annotations_raw = doc.get("annotations", {}) or {}
     if not isinstance(annotations_raw, dict):
         raise bad("annotations", "an object")
@@ -104,6 +113,7 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
         annotations=annotations,
         console_size=console_size,
         engine_requests=requests_from_config(doc, config_file, OPTIONS_BY_ENV),
+        linux=linux,
     )
 
 

@@ -35,16 +35,20 @@ def _names_a_host_process(hook: object) -> bool:
 
 
 def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
-                terminal_size: tuple[int, int] | None) -> dict | None:
+                terminal_size: tuple[int, int] | None, node_root_path: str | None = None) -> dict | None:
     """config.json as the node must get it; None when the engine's serves unchanged.
 
     - hooks that name a process of this host are dropped (docker's, see _names_a_host_process);
     - Slurm >= 23.02 with a terminal: process.consoleSize is set when the engine left it out
       (podman 5): crun sizes the node's tty from it, and slurmstepd never resizes that tty.
+    - the root is `node_root_path` when the nodes see the rootfs under another path than ours
+      (core.mounts.node_visible_path).
     The root is made absolute (the node bundle lives elsewhere); callers that need the 22.05
     shim apply shim_config on top.
     """
     out: dict | None = None
+    if node_root_path and os.path.normpath(node_root_path) != os.path.normpath(root_path):
+        out, root_path = dict(config), node_root_path
     hooks = config.get("hooks")
     if isinstance(hooks, dict):
         kept = {stage: [h for h in entries if not _names_a_host_process(h)]

@@ -88,24 +88,35 @@ def load_record(root: str, container_id: str) -> ContainerRecord:
     return ContainerRecord.from_json(read_record(root, container_id))
 
 
+# Search-only for others (as containers/storage's overlay home): a container whose config maps
+# its root to another uid (a user namespace) must reach the node bundle in <root>/<id>/bundle
+# as that uid; crun fails with "make `…/bundle/rootfs` private: Permission denied" under 0700.
+# Nobody else can list them, and every file in them is 0600 (the socket too).
+STATE_DIR_MODE = 0o711
+
+
 def make_container_dir(root: str, container_id: str) -> str:
-    """Create <root>/<id> (mode 0700); an existing one means the id is taken.
+    """Create <root>/<id> (STATE_DIR_MODE); an existing one means the id is taken.
 
     The root must be ours and writable by nobody else: in a shared directory (the /tmp
     fallback) another user could have made it first, to read or redirect our containers.
     """
     check_owned(root, follow=True)
     try:
-        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.makedirs(root, mode=STATE_DIR_MODE, exist_ok=True)
     except PermissionError:
         raise NotOwnerError(f"cannot make the state root {root}: permission denied (pass --root with a directory "
                             "of yours)") from None
-    if os.stat(root).st_mode & 0o022 and not is_host_root():
-        raise NotOwnerError(f"state root {root} is writable by other users: chmod 700 it, or pass --root with "
+    st = os.stat(root)
+    if st.st_mode & 0o022 and not is_host_root():
+        raise NotOwnerError(f"state root {root} is writable by other users: chmod 711 it, or pass --root with "
                             "a private directory")
+    if st.st_mode & 0o777 == 0o700 and st.st_uid == os.getuid():
+        os.chmod(root, STATE_DIR_MODE)  # made by an earlier scrun
     path = container_dir(root, container_id)
     try:
-        os.mkdir(path, 0o700)
+        os.mkdir(path)
     except FileExistsError:
         raise ContainerExistsError(container_id) from None
+    os.chmod(path, STATE_DIR_MODE)  # whatever the umask
     return path
