@@ -335,3 +335,42 @@ def test_list_shows_each_container_with_its_job(slurm_cluster, scrun, make_bundl
     assert scrun("list", "-q").stdout == f"{cid}\n"
     assert scrun("delete", "--force", cid).returncode == 0
     assert scrun("list", "-q").stdout == ""
+
+
+def test_a_container_the_node_runtime_refuses_says_why(slurm_cluster, scrun, make_bundle, tmp_path):
+    """crun on the node refuses an AppArmor profile it cannot apply. Slurm gives no sign of
+    the container's process before the step ends, so `start` has succeeded by then (waiting for
+    one would delay every start); the state says why it stopped, and so does the log."""
+    bundle = make_bundle(["echo", "never"])
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["apparmorProfile"] = "scrun-test-no-such-profile"
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    baseline = subprocess.run(["crun", "run", "--bundle", str(bundle), f"crun-{uuid_hex()}"], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert baseline.returncode != 0 and baseline.stderr.strip(), "crun itself must refuse this config"
+    cid = scrun.new_id()
+    log = tmp_path / "scrun.log"
+    assert scrun.create(cid, bundle, global_args=("--log", str(log), "--log-format", "json")).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    record = scrun.wait_stopped(cid)
+    assert record["exit_code"] != 0
+    reason = scrun.state(cid)["reason"]
+    node_error = baseline.stderr.strip().splitlines()[-1]
+    assert reason == f"exit code {record['exit_code']}; last stderr line: {node_error}", reason
+    assert "never" not in scrun.output(cid)[0]
+    assert node_error in log.read_text()
+    assert scrun("delete", cid).returncode == 0
+
+
+def test_a_clean_exit_has_no_reason(slurm_cluster, scrun, make_bundle):
+    cid = scrun.new_id()
+    assert scrun.create(cid, make_bundle(["sh", "-c", "echo oops >&2; exit 0"])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    scrun.wait_stopped(cid)
+    assert "reason" not in scrun.state(cid)
+    assert scrun("delete", cid).returncode == 0
+
+
+def uuid_hex() -> str:
+    import uuid
+    return uuid.uuid4().hex[:12]

@@ -278,3 +278,12 @@ def test_node_config_drops_hooks_of_host_processes_and_sizes_the_nodes_tty():
     assert node_config(podman_tty, slurm_version=(24, 11, 5), root_path="/m", terminal_size=None) is None
     sized = {"root": {"path": "/m"}, "process": {"terminal": True, "consoleSize": {"height": 5, "width": 6}}}
     assert node_config(sized, slurm_version=(24, 11, 5), root_path="/m", terminal_size=(30, 100)) is None
+
+
+def test_the_last_stderr_line_is_the_reason():
+    from scrun.core.stderrfilter import last_line
+
+    assert last_line(b"one\ntwo\n\n  \n") == b"two"
+    assert last_line(b"one\nunfinished") == b"unfinished"
+    assert last_line(b"") == b"" and last_line(b"\n\n") == b""
+    assert last_line(b"x" * 1000) == b"x" * 400

@@ -504,9 +504,10 @@ class Anchor:
         if waiter not in done:
             await self._stop_step(waiter)
         stop.cancel()
+        last_stderr = ""
         if self.stderr_relay is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stderr_relay, 10)
+                last_stderr = await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
         if code == 0 and self.allocation is not None and await self.allocation.was_revoked():
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
@@ -515,7 +516,12 @@ class Anchor:
             self.log.error("%s", self.stop_reason)
         if self.stop_code is not None and waiter not in done:
             code = self.stop_code
-        self.log.info("container step ended with exit code %d", code)
+        if code and not self.stop_reason:
+            # The node's runtime and the container share this stream: the last line is the
+            # runtime's reason when it refused the container, the container's own otherwise.
+            self.stop_reason = f"exit code {code}" + (f"; last stderr line: {last_stderr}" if last_stderr else "")
+        self.log.info("container step ended with exit code %d%s", code,
+                      f" (last stderr line: {last_stderr})" if code and last_stderr else "")
         return code
 
     async def _stop_step(self, waiter: asyncio.Future) -> None:
@@ -593,11 +599,16 @@ class Anchor:
             self.allocation = None
 
 
-async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> None:
-    """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter)."""
-    from scrun.core.stderrfilter import StderrFilter
+async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> str:
+    """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter).
+
+    Returns the last line it passed: when the node's runtime refuses the container (crun: an
+    AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
+    """
+    from scrun.core.stderrfilter import StderrFilter, last_line
 
     filt = StderrFilter()
+    tail = b""
 
     def write_all(data: bytes) -> None:
         view = memoryview(data)
@@ -609,10 +620,12 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> None:
             chunk = await reader.read(65536)
             data = filt.feed(chunk) if chunk else filt.flush()
             if data:
+                tail = last_line(tail + data)
                 await asyncio.to_thread(write_all, data)
             if not chunk:
-                return
+                break
     except OSError:
         pass  # the reader of the container's stderr went away
     finally:
         os.close(dest_fd)
+    return tail.decode(errors="replace").strip()

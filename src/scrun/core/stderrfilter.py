@@ -61,3 +61,9 @@ class StderrFilter:
     def flush(self) -> bytes:
         held, self._held = self._held, b""
         return held
+
+
+def last_line(data: bytes, limit: int = 400) -> bytes:
+    """The last non-blank line of `data` (an unfinished one counts), at most `limit` bytes."""
+    lines = [line for line in data.splitlines() if line.strip()]
+    return lines[-1][-limit:] if lines else b""

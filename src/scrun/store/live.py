@@ -99,8 +99,9 @@ def live_status(doc: dict[str, object]) -> str:
 
 
 def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
-    """runtime-spec state (ociVersion, id, status, pid, bundle, annotations) plus runc's created/owner."""
-    return {
+    """runtime-spec state (ociVersion, id, status, pid, bundle, annotations) plus runc's created/owner
+    and, once stopped other than by a clean exit, our reason."""
+    state = {
         "ociVersion": doc["oci_version"],
         "id": doc["id"],
         "status": status,
@@ -110,3 +111,7 @@ def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
         "created": doc.get("created", ""),
         "owner": doc.get("owner", ""),
     }
+    if status == "stopped" and doc.get("stopped_reason"):
+        # Why it stopped, when not a clean exit (engines ignore keys they do not know).
+        state["reason"] = doc["stopped_reason"]
+    return state
