@@ -15,6 +15,8 @@ import os
 import sys
 from collections.abc import Mapping
 
+from scrun.errors import ConfigError
+
 LEVEL_NAMES = ("quiet", "fatal", "error", "info", "verbose", "debug", "debug2", "debug3", "debug4", "debug5")
 # Slurm level → logging level. quiet is above everything so nothing passes.
 _PY_LEVEL = {0: 100, 1: 50, 2: 40, 3: 20, 4: 15, 5: 10, 6: 9, 7: 8, 8: 7, 9: 6}
@@ -134,7 +136,7 @@ def setup_logging(config: LogConfig, *, stderr_stream=None) -> logging.Logger:
         try:
             fh = logging.FileHandler(config.log_file, mode="a", encoding="utf-8", delay=False)
         except OSError as exc:
-            raise ValueError(f"--log {config.log_file}: cannot open: {exc.strerror}") from None
+            raise ConfigError(f"--log {config.log_file}: cannot open: {exc.strerror}") from None
         os.chmod(config.log_file, 0o600) if os.stat(config.log_file).st_uid == os.getuid() else None
         fh.setLevel(_PY_LEVEL[config.file_level])
         fh.setFormatter(_JsonFormatter() if config.log_format == "json" else _TextFormatter(config.prog, with_time=True))

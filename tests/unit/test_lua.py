@@ -106,3 +106,37 @@ def test_logging_goes_through_scrun_levels(tmp_path, caplog):
         logger.handlers, logger.level, logger.propagate = old_handlers, old_level, old_propagate
     assert [r.getMessage() for r in caplog.records] == ["lua: n=5", "lua: plain", "lua: bad"]
     assert caplog.records[2].levelno == logging.ERROR
+
+
+@pytest.mark.parametrize("body, words", [
+    ("while true do end", ["slurm_scrun_stage_in did not return within 0.5s", "SCRUN_LUA_TIMEOUT"]),
+    ('slurm.allocator_command("sleep 30; echo never")', ["still running: sleep 30; echo never"]),
+])
+def test_a_hook_that_never_returns_is_stopped(tmp_path, body, words):
+    import time
+
+    hooks = LuaHooks.load(script(tmp_path, body_in=body), {"timeout": 0.5})
+    began = time.monotonic()
+    with pytest.raises(LuaError) as err:
+        hooks.stage_in("c1", "/b", "/s", "/b/config.json", 7, 0, 0, [])
+    assert time.monotonic() - began < 5
+    assert all(w in str(err.value) for w in words), err.value
+    # The clock is per call: a quick hook afterwards is fine.
+    hooks._host.timeout = 5
+    hooks.stage_out("c1", "/b", "/b", "/r", "/r", "/s", "/b/config.json", 7, 0, 0)
+
+
+def test_a_script_that_loops_while_loading_is_stopped(tmp_path):
+    path = script(tmp_path, extra="while true do end")
+    with pytest.raises(LuaError, match=r"loading did not return within 0.3s"):
+        check_script(str(path), 0.3)
+
+
+def test_the_hook_timeout_setting():
+    from scrun.config.settings import LUA_TIMEOUT_DEFAULT, lua_timeout_from
+    from scrun.errors import ConfigError
+
+    assert lua_timeout_from({}) == LUA_TIMEOUT_DEFAULT and lua_timeout_from({"SCRUN_LUA_TIMEOUT": "2.5"}) == 2.5
+    for bad in ("0", "-1", "abc", "nan", "inf"):
+        with pytest.raises(ConfigError, match=f'SCRUN_LUA_TIMEOUT="{bad}": not a number of seconds > 0'):
+            lua_timeout_from({"SCRUN_LUA_TIMEOUT": bad})

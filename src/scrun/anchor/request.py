@@ -35,6 +35,7 @@ class AnchorRequest:
     file_level: int
     syslog_level: int
     path_env: str
+    lua_timeout: float = 600.0         # seconds each scrun.lua hook may take (SCRUN_LUA_TIMEOUT)
 
     def save(self) -> None:
         doc = dataclasses.asdict(self)

@@ -184,17 +184,21 @@ class Anchor:
     # ------------------------------------------------------------------ creating
 
     async def _create_phase(self) -> bool:
-        version_task = asyncio.ensure_future(self._detect_slurm_version())
         if self.req.terminal:
-            self._setup_terminal()
-        if self.req.existing_job_id is not None:
-            self.record.job_id = self.req.existing_job_id
-            self.record.own_allocation = False
-            self.job_env = dict(self.req.caller_slurm_env)
-            self.save()
-        else:
-            await self._allocate()
-        await version_task
+            self._setup_terminal()  # before any task: a bad console socket leaves nothing running
+        version_task = asyncio.ensure_future(self._detect_slurm_version())
+        try:
+            if self.req.existing_job_id is not None:
+                self.record.job_id = self.req.existing_job_id
+                self.record.own_allocation = False
+                self.job_env = dict(self.req.caller_slurm_env)
+                self.save()
+            else:
+                await self._allocate()
+        finally:
+            # Never left pending: an anchor whose allocation failed while `srun --version` ran
+            # hung at exit (seen with a bad --console-socket, before that moved first).
+            await version_task
         if self.req.lua_script:
             await self._stage_in()
         return True
@@ -272,6 +276,7 @@ class Anchor:
             "srun": self.req.srun_path,
             "srun_args": self.req.srun_args,
             "job_id": lambda: self.record.job_id,
+            "timeout": self.req.lua_timeout,
         }
 
     # ------------------------------------------------------------------ control socket

@@ -52,9 +52,13 @@ def _main_full(argv: list[str]) -> int:
         if args.command is None:
             return 0  # --version / --help already printed
         settings = build_settings(args)
+        from scrun.errors import ConfigError
         from scrun.log import setup_logging
 
-        log = setup_logging(settings.log)
+        try:
+            log = setup_logging(settings.log)
+        except ValueError as exc:  # --log cannot be opened
+            raise ConfigError(str(exc)) from None
         return args.command.run(settings, args)
     except ScrunError as exc:
         _report(log, str(exc))

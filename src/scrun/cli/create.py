@@ -107,6 +107,21 @@ def _existing_job_id(env) -> int | None:
     return int(raw)
 
 
+def _check_job_runs(job_id: int, env) -> None:
+    """A step can only join a running job: say so now, not when `start` launches it."""
+    from scrun.slurm.argv import build_job_state_argv
+    from scrun.slurm.parse import parse_job_states
+    from scrun.slurm.runner import run
+
+    proc = run(build_job_state_argv("squeue", [job_id]), env=env, timeout=30, check=False)
+    state = parse_job_states(proc.stdout.decode(errors="replace")).get(job_id)
+    if state != "RUNNING":
+        said = proc.stderr.decode(errors="replace").strip().splitlines()
+        why = f"it is {state}" if state else (said[-1] if said else "squeue does not know it")
+        raise InvalidInputError(f"SLURM_JOB_ID={job_id}: not a running job ({why}): unset SLURM_JOB_ID for a new "
+                                "allocation, or run inside a running one")
+
+
 def _resolve_srun(srun_path: str, path_env: str) -> str:
     import shutil
 
@@ -141,6 +156,11 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     if args.preserve_fds < 0:
         raise UsageError(f"--preserve-fds {args.preserve_fds}: must be 0 or more")
     cfg = load_bundle_config(args.bundle or os.getcwd())
+    if args.pid_file and not os.path.isdir(os.path.dirname(_abs(args.pid_file))):
+        raise InvalidInputError(f"--pid-file {_abs(args.pid_file)}: no such directory {os.path.dirname(_abs(args.pid_file))}")
+    if not os.path.isdir(cfg.root_path):
+        what = "not a directory" if os.path.exists(cfg.root_path) else "no such directory"
+        raise InvalidInputError(f"{cfg.config_file}: root.path {cfg.root_path}: {what} (the container's rootfs)")
     console_socket = _abs(args.console_socket)
     if cfg.terminal and not console_socket:
         raise InvalidInputError(f"{cfg.config_file}: process.terminal is true but no --console-socket was given (runc refuses this too)")
@@ -160,13 +180,15 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     # The engine's flags (--cpus, --memory, annotations) < the caller's SCRUN_* < the container's.
     options = build_job_options({**cfg.engine_requests, **merge_option_env(settings.env, container_env)})
     existing_job = _existing_job_id(settings.env)
+    if existing_job is not None:
+        _check_job_runs(existing_job, settings.env)
     path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     srun = _resolve_srun(oci.srun_path, path_env)
     lua_script = os.path.join(os.path.dirname(settings.slurm_conf), "scrun.lua")
     if os.path.exists(lua_script):
         from scrun.lua.host import check_script
 
-        check_script(lua_script)  # a broken script fails here, with its line number
+        check_script(lua_script, settings.lua_timeout)  # a broken script fails here, with its line number
     else:
         lua_script = None
         _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
@@ -196,6 +218,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir, anchor.popen.pid),
             log_file=settings.log.log_file, log_format=settings.log.log_format,
             file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
+            lua_timeout=settings.lua_timeout,
         ).save()
         created_pid = anchor.go_and_wait(settings, container_id)
         if pid_file:
@@ -333,4 +356,7 @@ def _write_pid_file(path: str, pid: int) -> None:
     """Atomically, without a trailing newline (docker reads it that way)."""
     from scrun.store.records import write_text_atomic
 
-    write_text_atomic(path, str(pid), mode=0o644)
+    try:
+        write_text_atomic(path, str(pid), mode=0o644)
+    except OSError as exc:
+        raise InvalidInputError(f"--pid-file {path}: cannot write: {exc.strerror}") from None

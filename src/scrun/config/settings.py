@@ -27,6 +27,9 @@ _RUNTIME_KEYS = ("runtimecreate", "runtimedelete", "runtimekill", "runtimequery"
 # oci.conf keys: the node side (slurmstepd) uses most of them; scrun only needs SrunPath/SrunArgs
 # and the debug overrides, but it checks all so a typo is reported with file:line.
 # The oci.conf keys scrun itself acts on; the others are for slurmstepd on the nodes.
+# Long enough to rsync a large image; a hook still running after it is stopped (its commands
+# killed) and the container fails with that reason, instead of hanging its engine for good.
+LUA_TIMEOUT_DEFAULT = 600.0
 SCRUN_OCI_KEYS = frozenset({"srunpath", "srunargs", "stdiodebug", "filedebug", "syslogdebug"})
 OCI_KEYS = {
     "containerpath", "createenvfile", "debugflags", "disablecleanup", "disablehooks", "envexclude",
@@ -143,6 +146,22 @@ class Settings:
     log: LogConfig
     env: Mapping[str, str]
     identity: Identity           # our ids, and the real ones outside a user namespace
+    lua_timeout: float = LUA_TIMEOUT_DEFAULT
+
+
+def lua_timeout_from(env: Mapping[str, str]) -> float:
+    """SCRUN_LUA_TIMEOUT: seconds a scrun.lua hook (load, stage_in, stage_out, each) may run."""
+    raw = env.get("SCRUN_LUA_TIMEOUT", "")
+    if not raw:
+        return LUA_TIMEOUT_DEFAULT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10 ** 7:
+        raise ConfigError(f'SCRUN_LUA_TIMEOUT="{raw}": not a number of seconds > 0 (unset it for '
+                          f"{LUA_TIMEOUT_DEFAULT:.0f})")
+    return value
 
 
 def build_settings(*, root_flag: str | None, slurm_conf_flag: str | None, env: Mapping[str, str],
@@ -161,4 +180,4 @@ def build_settings(*, root_flag: str | None, slurm_conf_flag: str | None, env: M
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(root=root, root_note=note, slurm_conf=resolve_slurm_conf(slurm_conf_flag, env),
-                    log=log, env=dict(env), identity=identity)
+                    log=log, env=dict(env), identity=identity, lua_timeout=lua_timeout_from(env))

@@ -7,7 +7,8 @@ import os
 
 from scrun.core.options import OPTIONS_BY_ENV
 from scrun.core.resources import requests_from_config
-from scrun.core.specchecks import check_capabilities, check_id_mappings, check_rlimits
+from scrun.core.specchecks import (
+    check_capabilities, check_hooks, check_id_mappings, check_mounts, check_rlimits, check_user)
 from scrun.errors import InvalidInputError
 
 
@@ -50,6 +51,8 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{config_file}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise InvalidInputError(f"{config_file}: nested too deeply to be a config.json") from None
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{config_file}: must hold a JSON object")
 
@@ -80,8 +83,8 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
     if not isinstance(terminal, bool):
         raise bad("process.terminal", "true or false")
     cwd = process.get("cwd", "/")
-    if not isinstance(cwd, str):
-        raise bad("process.cwd", "a string")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise bad("process.cwd", "an absolute path")
     console_size = None
     size = process.get("consoleSize")
     if isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):
@@ -92,8 +95,12 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
         raise bad("linux", "an object")
     check_rlimits(process, config_file)
     check_capabilities(process, config_file)
+    check_user(process, config_file)
     check_id_mappings(linux, config_file)
-    annotations_raw = doc.get("annotations", {}) or {}
+    check_hooks(doc, config_file)
+    check_mounts(doc, config_file)
+    annotations_raw = doc.get("annotations")
+    annotations_raw = {} if annotations_raw is None else annotations_raw
     if not isinstance(annotations_raw, dict):
         raise bad("annotations", "an object")
     annotations = {}

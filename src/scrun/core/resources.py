@@ -44,6 +44,10 @@ def requests_from_config(doc: Mapping[str, Any], config_file: str, known: Mappin
     resources = linux.get("resources") if isinstance(linux.get("resources"), dict) else {}
     cpu = resources.get("cpu") if isinstance(resources.get("cpu"), dict) else {}
     quota, period = cpu.get("quota"), cpu.get("period")
+    for field, value in (("cpu.quota", quota), ("cpu.period", period), ("memory.limit", (resources.get("memory") or {}).get("limit")
+                                                                     if isinstance(resources.get("memory"), dict) else None)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidInputError(f"{config_file}: linux.resources.{field} must be an integer, not {value!r}")
     if isinstance(quota, int) and isinstance(period, int) and quota > 0 and period > 0:
         out["SCRUN_CPUS_PER_TASK"] = str(math.ceil(quota / period))
     elif isinstance(cpu.get("cpus"), str) and cpu["cpus"].strip():

@@ -181,3 +181,60 @@ def first_unsearchable(chain: Sequence[tuple[str, int, int, int]], linux: Mappin
         if not ok:
             return path, owner, mode & 0o7777
     return None
+
+
+def check_user(process: Mapping[str, Any], where: str) -> None:
+    user = process.get("user")
+    if user is None:
+        return
+    if not isinstance(user, dict):
+        raise InvalidInputError(f"{where}: process.user must be an object with uid and gid")
+    for field in ("uid", "gid"):
+        if field in user and not _is_uint(user[field], U32):
+            raise InvalidInputError(f"{where}: process.user.{field} must be an integer from 0 to 2^32-1")
+    extra = user.get("additionalGids")
+    if extra is not None and not (isinstance(extra, list) and all(_is_uint(g, U32) for g in extra)):
+        raise InvalidInputError(f"{where}: process.user.additionalGids must be a list of integers from 0 to 2^32-1")
+
+
+def check_hooks(doc: Mapping[str, Any], where: str) -> None:
+    """Each hook: an absolute path, and args/env lists of strings, timeout > 0 (runtime-spec)."""
+    hooks = doc.get("hooks")
+    if hooks is None:
+        return
+    if not isinstance(hooks, dict):
+        raise InvalidInputError(f"{where}: hooks must be an object of hook lists")
+    for stage, entries in hooks.items():
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise InvalidInputError(f"{where}: hooks.{stage} must be a list")
+        for i, hook in enumerate(entries):
+            field = f"hooks.{stage}[{i}]"
+            if not isinstance(hook, dict) or not isinstance(hook.get("path"), str) or not hook["path"].startswith("/"):
+                raise InvalidInputError(f"{where}: {field}.path must be an absolute path")
+            for key in ("args", "env"):
+                value = hook.get(key)
+                if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                    raise InvalidInputError(f"{where}: {field}.{key} must be a list of strings")
+            timeout = hook.get("timeout")
+            if timeout is not None and not (_is_uint(timeout) and timeout > 0):
+                raise InvalidInputError(f"{where}: {field}.timeout must be a whole number of seconds > 0")
+
+
+def check_mounts(doc: Mapping[str, Any], where: str) -> None:
+    mounts = doc.get("mounts")
+    if mounts is None:
+        return
+    if not isinstance(mounts, list):
+        raise InvalidInputError(f"{where}: mounts must be a list")
+    for i, mount in enumerate(mounts):
+        field = f"mounts[{i}]"
+        if not isinstance(mount, dict) or not isinstance(mount.get("destination"), str) or not mount["destination"]:
+            raise InvalidInputError(f"{where}: {field}.destination must be a path")
+        for key in ("source", "type"):
+            if key in mount and not isinstance(mount[key], str):
+                raise InvalidInputError(f"{where}: {field}.{key} must be a string")
+        options = mount.get("options")
+        if options is not None and not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
+            raise InvalidInputError(f"{where}: {field}.options must be a list of strings")

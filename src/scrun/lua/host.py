@@ -10,14 +10,18 @@ waited for by pid, so no SIGCHLD handler can steal their status (upstream's race
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
 from lupa import lua54
 
+from scrun.config.settings import LUA_TIMEOUT_DEFAULT
 from scrun.core.timefmt import time_str2mins
 from scrun.errors import LuaError
 from scrun.log import DEBUG2, DEBUG3, DEBUG4, VERBOSE, get_logger
@@ -27,6 +31,14 @@ ERROR = -1
 _HOOKS = ("slurm_scrun_stage_in", "slurm_scrun_stage_out")
 # slurm.log(level, msg): 0 info, 1 verbose, 2 debug, 3 debug2, 4 debug3, >4 debug4.
 _LOG_LEVELS = {0: 20, 1: VERBOSE, 2: 10, 3: DEBUG2, 4: DEBUG3}
+
+class HookTimeout(Exception):
+    """Raised inside a hook (from the instruction hook or a command) once its time is up."""
+
+    def __init__(self, timeout: float, command: str | None = None):
+        running = f" (still running: {command[:80]})" if command else ""
+        super().__init__(f"did not return within {timeout:g}s{running}: set SCRUN_LUA_TIMEOUT for longer")
+
 
 _LUA_PRELUDE = r"""
 local host = ...
@@ -46,6 +58,8 @@ function slurm.time_str2mins(s) return host.time_str2mins(tostring(s)) end
 function slurm.set_bundle_path(p) return host.set_bundle_path(tostring(p)) end
 function slurm.set_root_path(p) return host.set_root_path(tostring(p)) end
 function slurm.allocator_command(s) local st, out = host.allocator_command(tostring(s)); return st, out end
+-- The hook's deadline, checked every 10000 VM instructions (a loop that never calls out).
+debug.sethook(function() host.check_deadline() end, "", 10000)
 function slurm.remote_command(s) local st, out = host.remote_command(tostring(s)); return st, out end
 
 -- JSON: tables decoded from arrays/objects carry a metatable so they encode back the same way.
@@ -76,6 +90,19 @@ class _Host:
         self.job_id: Callable[[], int | None] = context.get("job_id", lambda: None)
         self.log_sink = get_logger()
         self.errors: list[str] = []  # error-level messages of the running hook, for its failure text
+        self.timeout: float = float(context.get("timeout", LUA_TIMEOUT_DEFAULT))
+        self.deadline: float | None = None  # monotonic time the running hook must end by
+
+    def start_clock(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check_deadline(self) -> None:
+        left = self.remaining()
+        if left is not None and left <= 0:
+            raise HookTimeout(self.timeout)
 
     # logging -------------------------------------------------------------
     def log(self, level: int, msg: str) -> None:
@@ -101,10 +128,18 @@ class _Host:
         env = self.env() or dict(os.environ)
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.log_sink.log(DEBUG2, "lua command: %s", argv)
-        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        self.check_deadline()
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        try:
+            out, _ = proc.communicate(timeout=self.remaining())
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the command and its children
+            proc.communicate()
+            raise HookTimeout(self.timeout, argv[-1]) from None
         status = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-        return status, proc.stdout.decode(errors="replace")
+        return status, out.decode(errors="replace")
 
     def allocator_command(self, script: str) -> tuple[int, str]:
         return self._command(["/bin/sh", "-c", script])
@@ -197,10 +232,15 @@ class LuaHooks:
         chunk, err = (loaded[0], loaded[1]) if isinstance(loaded, tuple) else (loaded, None)
         if chunk is None:
             raise LuaError(f"{_clean(err)} (fix the syntax of {path})")
+        host.start_clock()
         try:
             result = chunk()
         except lua54.LuaError as exc:
             raise LuaError(f"{path}: error while loading: {_clean(exc)}") from None
+        except HookTimeout as exc:
+            raise LuaError(f"{path}: loading {exc}") from None
+        finally:
+            host.deadline = None
         if isinstance(result, tuple):
             result = result[0] if result else None
         if result not in (None, 0):
@@ -213,17 +253,22 @@ class LuaHooks:
     def _call(self, name: str, *args: Any) -> int:
         self._host.errors.clear()
         fn = self._lua.globals()[name]
+        self._host.start_clock()
         try:
             result = fn(*args)
         except lua54.LuaError as exc:
             raise LuaError(f"{name}: {_clean(exc)}") from None
-        except Exception as exc:  # a Python error inside a slurm.* call
-            raise LuaError(f"{name}: {exc}") from None
+        except Exception as exc:  # a Python error inside a slurm.* call, or HookTimeout
+            raise LuaError(f"{self.path}: {name} {exc}" if isinstance(exc, HookTimeout) else f"{name}: {exc}") from None
+        finally:
+            self._host.deadline = None
         if isinstance(result, tuple):
             result = result[0] if result else None
+        if result is None:
+            return SUCCESS  # no return statement: upstream counts it a success
         if isinstance(result, (int, float)) and not isinstance(result, bool):
             return int(result)
-        return SUCCESS
+        raise LuaError(f"{self.path}: {name} returned {_describe(result)} (return slurm.SUCCESS or slurm.ERROR)")
 
     def stage_in(self, container_id: str, bundle: str, spool_dir: str, config_file: str, job_id: int,
                  user_id: int, group_id: int, job_env: list[str]) -> None:
@@ -242,11 +287,17 @@ class LuaHooks:
             get_logger().error("%s: slurm_scrun_stage_out returned %s", self.path, rc)
 
 
+def _describe(value: Any) -> str:
+    kind = lua54.lua_type(value)
+    return f"a {kind}" if kind else repr(value)
+
+
 def _clean(err: Any) -> str:
-    text = str(err)
-    return text.replace('[string "', "").strip()
+    """One line: Lua's message without the stack traceback lupa appends."""
+    text = str(err).split("\nstack traceback:", 1)[0]
+    return " ".join(text.replace('[string "', "").split())
 
 
-def check_script(path: str) -> None:
+def check_script(path: str, timeout: float = LUA_TIMEOUT_DEFAULT) -> None:
     """Load scrun.lua once in `create` so a broken script fails there with file:line."""
-    LuaHooks.load(path, {})
+    LuaHooks.load(path, {"timeout": timeout})
