@@ -13,7 +13,7 @@ DEVCLUSTER := python3 tools/devcluster.py
 LANE ?= all
 LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 
-.PHONY: all venv install packages cluster cluster-down demo test unit lint bench conformance clean
+.PHONY: all venv install packages cluster cluster-down demo test unit lint bench conformance soak clean
 
 all: test
 
@@ -82,6 +82,11 @@ bench: cluster
 	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; done
 	$(VENV)/bin/python bench/run.py --combine
 	$(VENV)/bin/python bench/run.py --readme
+
+# Many real podman runs and CLI cycles per lane, a leak check after every batch (bench/soak.py);
+# not in `make test` (which runs a CI-sized one). SOAK_SEQUENTIAL / SOAK_CONCURRENT change the sizes.
+soak: cluster
+	@for lane in $(LANES); do echo "=== soak on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/soak.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -10,6 +10,7 @@
     ├── NotOwnerError               state of another user (or a symlink out of the state root)
     ├── SlurmError                  a Slurm command failed or slurmctld is unreachable
     ├── LuaError                    scrun.lua failed to load or a hook failed
+    ├── StateError                  the state root cannot be written (full, read-only)
     └── AnchorError                 the per-container anchor failed or cannot be reached
 
 Messages name the thing and, where there is one, the fix.
@@ -66,6 +67,10 @@ class SlurmError(ScrunError):
 
 class LuaError(ScrunError):
     """scrun.lua could not be loaded, lacks a hook, or a hook failed."""
+
+
+class StateError(ScrunError):
+    """A container's record could not be written: the state root is full or read-only."""
 
 
 class AnchorError(ScrunError):

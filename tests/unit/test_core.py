@@ -287,3 +287,14 @@ def test_the_last_stderr_line_is_the_reason():
     assert last_line(b"one\nunfinished") == b"unfinished"
     assert last_line(b"") == b"" and last_line(b"\n\n") == b""
     assert last_line(b"x" * 1000) == b"x" * 400
+
+
+def test_the_filter_notices_a_cancelled_step():
+    from scrun.core.stderrfilter import StderrFilter
+
+    filt = StderrFilter()
+    out = filt.feed(b"mine\nslurmstepd: error: *** STEP 12.0 ON n1 CANCELLED AT 2026-11-30T14:00:00 ***\n")
+    assert out == b"mine\n" and filt.step_cancelled
+    other = StderrFilter()
+    other.feed(b"slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-30T14:00:00 ***\n")
+    assert not other.step_cancelled  # the job's cancellation is salloc's news (revoked)

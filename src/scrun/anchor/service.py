@@ -22,7 +22,7 @@ import socket
 import struct
 import subprocess
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
@@ -66,6 +66,7 @@ class Anchor:
         self.identity = read_identity()  # Lua gets the real ids, as the seed's staging example needs
         self.job_env: dict[str, str] = {}
         self.allocation: Allocation | None = None  # None: an existing job (SLURM_JOB_ID), or none yet
+        self._holder_watch: asyncio.Future | None = None
         self.srun: asyncio.subprocess.Process | None = None
         self.slurm_version: tuple[int, int, int] = (22, 5, 0)
         self.start_requested = asyncio.Event()
@@ -233,6 +234,34 @@ class Anchor:
             on_job_id=self._record_job_id, on_progress=lambda msg: self.notify_create("progress", msg=msg))
         self.job_env = await self.allocation.acquire()
         self.log.info("job %s allocated on %s", self.record.job_id, self.job_env.get("SLURM_JOB_NODELIST", "?"))
+        self._holder_watch = asyncio.ensure_future(self._watch_holder(self.allocation))
+
+    async def _watch_holder(self, allocation: Allocation) -> None:
+        """salloc ends before we release it when the job ends under us (scancel, time limit):
+        the container stops, whatever its phase. When salloc itself was killed the job lives
+        on: the container carries on, and the release at the end cancels the job."""
+        proc = allocation.proc
+        if proc is None:
+            return
+        # salloc says "revoked" and then waits for its holder command: either event counts.
+        exited = asyncio.ensure_future(proc.wait())
+        revoked = asyncio.ensure_future(allocation.revoked.wait())
+        try:
+            await asyncio.wait({exited, revoked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (exited, revoked):
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiter
+        if self.allocation is not allocation or self.stopping.is_set():
+            return  # released by us, or already stopping
+        if await allocation.was_revoked():
+            reason = f"job {self.record.job_id} was cancelled outside scrun"
+            self.log.error("%s", reason)
+            self.request_stop(exit_code_for_signal(signal.SIGKILL), reason)
+        else:
+            self.log.warning("salloc, which held job %s, ended (%s); the job lives on and is cancelled when the "
+                             "container ends", self.record.job_id, proc.returncode)
 
     def _record_job_id(self, job_id: int) -> None:
         self.record.job_id = job_id
@@ -509,15 +538,20 @@ class Anchor:
         if waiter not in done:
             await self._stop_step(waiter)
         stop.cancel()
-        last_stderr = ""
+        last_stderr, step_cancelled = "", False
         if self.stderr_relay is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                last_stderr = await asyncio.wait_for(self.stderr_relay, 10)
+                last_stderr, step_cancelled = await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
         if code == 0 and self.allocation is not None and await self.allocation.was_revoked():
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
             code = exit_code_for_signal(signal.SIGKILL)
             self.stop_reason = self.stop_reason or f"job {self.record.job_id} was cancelled outside scrun"
+            self.log.error("%s", self.stop_reason)
+        if code == 0 and step_cancelled and waiter in done and self.stop_code is None:
+            # 24.11's srun exits 0 when the step alone is cancelled: the container did not finish.
+            code = exit_code_for_signal(signal.SIGKILL)
+            self.stop_reason = f"step of job {self.record.job_id} was cancelled outside scrun"
             self.log.error("%s", self.stop_reason)
         if self.stop_code is not None and waiter not in done:
             code = self.stop_code
@@ -599,12 +633,20 @@ class Anchor:
         return code
 
     async def _release_allocation(self) -> None:
-        if self.allocation is not None:
-            await self.allocation.release(self.slurm_env())
-            self.allocation = None
+        allocation, self.allocation = self.allocation, None  # first: the holder's watch sees it is ours
+        if allocation is not None:
+            await allocation.release(self.slurm_env())
+        if self._holder_watch is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._holder_watch, 5)
 
 
-async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> str:
+class RelayResult(NamedTuple):
+    last_line: str        # the last line passed on
+    step_cancelled: bool  # slurmstepd said the step was cancelled (its line is not passed on)
+
+
+async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> RelayResult:
     """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter).
 
     Returns the last line it passed: when the node's runtime refuses the container (crun: an
@@ -633,4 +675,4 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> str:
         pass  # the reader of the container's stderr went away
     finally:
         os.close(dest_fd)
-    return tail.decode(errors="replace").strip()
+    return RelayResult(tail.decode(errors="replace").strip(), filt.step_cancelled)

@@ -18,6 +18,8 @@ NOISE = re.compile(
     rb")\r?\n$"
 )
 _PREFIXES = (b"srun: ", b"slurmstepd")
+# slurmstepd's word that the step was cancelled (scancel of the step or the job, time limit).
+STEP_CANCELLED = re.compile(rb"^slurmstepd(?:-\S+)?: error: \*\*\* STEP \S+ ON \S+ CANCELLED AT ")
 
 
 def _could_be_noise(partial: bytes) -> bool:
@@ -30,6 +32,7 @@ class StderrFilter:
     def __init__(self) -> None:
         self._held = b""        # start of a line that may still turn into noise
         self._mid_line = False  # inside a line already forwarded: pass through to its newline
+        self.step_cancelled = False  # slurmstepd said the step was cancelled
 
     def feed(self, chunk: bytes) -> bytes:
         out = bytearray()
@@ -56,6 +59,8 @@ class StderrFilter:
             line, data = data[: nl + 1], data[nl + 1:]
             if not NOISE.match(line):
                 out += line
+            elif STEP_CANCELLED.match(line):
+                self.step_cancelled = True
         return bytes(out)
 
     def flush(self) -> bytes:

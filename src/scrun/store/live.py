@@ -114,4 +114,7 @@ def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
     if status == "stopped" and doc.get("stopped_reason"):
         # Why it stopped, when not a clean exit (engines ignore keys they do not know).
         state["reason"] = doc["stopped_reason"]
+    elif status == "stopped" and doc.get("status") != "stopped":
+        state["reason"] = (f"its anchor (pid {doc.get('anchor_pid')}) died without an exit code; the job holder "
+                           "released the job (`delete --force` cleans up)")
     return state

@@ -13,7 +13,7 @@ import tempfile
 from typing import Any
 
 from scrun.core.status import Status
-from scrun.errors import ContainerExistsError, NotOwnerError
+from scrun.errors import ContainerExistsError, NotOwnerError, StateError
 from scrun.store.live import (  # noqa: F401
     RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, is_host_root, check_owned, pid_matches, process_starttime, read_record)
 
@@ -66,18 +66,28 @@ def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
 def write_text_atomic(path: str, text: str, mode: int = 0o600) -> None:
     """Write to a temporary file in the same directory, then rename it over the target."""
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    except OSError as exc:
+        raise _state_error(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _state_error(path, exc) from None
         raise
+
+
+def _state_error(path: str, exc: OSError) -> StateError:
+    return StateError(f"cannot write {path}: {exc.strerror} (free space there, or pass --root with another "
+                      "directory)")
 
 
 def save_record(root: str, record: ContainerRecord) -> None:
@@ -118,5 +128,7 @@ def make_container_dir(root: str, container_id: str) -> str:
         os.mkdir(path)
     except FileExistsError:
         raise ContainerExistsError(container_id) from None
+    except OSError as exc:
+        raise _state_error(path, exc) from None
     os.chmod(path, STATE_DIR_MODE)  # whatever the umask
     return path
