@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -251,3 +252,53 @@ def test_user_namespace_mappings_run_like_crun(podman_ready):
     assert theirs.returncode == 3, theirs.stderr
     assert (ours.returncode, ours.stdout) == (3, theirs.stdout), ours.stderr
     assert ours.stdout.split()[1:3] == [b"0", b"100000"]
+
+
+def _pid_of(pattern: str) -> int:
+    out = subprocess.run(["pgrep", "-nf", pattern], capture_output=True, text=True).stdout.split()
+    assert out, f"no process matches {pattern}"
+    return int(out[0])
+
+
+@pytest.mark.parametrize("victim", ["podman client", "conmon"])
+def test_kill_9_of_the_engine_then_rm_leaves_nothing(podman_ready, name, victim):
+    """Fault matrix, engine side: the podman client (the container lives on, as with crun) or
+    conmon dies by SIGKILL under a running container; `podman rm -f` must still end the job and
+    leave no anchor, state directory or job."""
+    client = subprocess.Popen(["podman", "--runtime", "scrun", "run", "--name", name, IMAGE, "sh", "-c",
+                               "echo up; sleep 300"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL)
+    try:
+        assert client.stdout.readline() == b"up\n"
+        cid = podman("inspect", "-f", "{{.Id}}", name).stdout.decode().strip()
+        with open(f"/run/scrun/{cid}/state.json") as fh:
+            record = json.load(fh)
+        anchor, job = record["anchor_pid"], str(record["job_id"])
+
+        def job_alive():
+            return job in sh(["squeue", "-h", "-o", "%i"]).stdout.split()
+
+        assert job_alive(), "no job while it runs"
+        os.kill(client.pid if victim == "podman client" else _pid_of(f"conmon.*{cid}"), 9)
+        if victim == "podman client":
+            time.sleep(1)
+            assert podman("inspect", "-f", "{{.State.Status}}", name).stdout.strip() == b"running"
+        began = time.monotonic()
+        rm = podman("rm", "-f", "-t", "0", name, timeout=120)
+        if victim == "conmon" and rm.returncode != 0:
+            # podman 5 (with crun too): "conmon exited prematurely, exit code could not be
+            # retrieved"; the second rm removes it.
+            assert b"conmon exited prematurely" in rm.stderr, rm.stderr
+            rm = podman("rm", "-f", "-t", "0", name, timeout=120)
+        assert rm.returncode == 0, rm.stderr
+        wait_for(lambda: not job_alive(), 30, "the job to go")
+        if victim == "conmon" and podman_major() < 5:
+            # podman 4.3 never calls the runtime's delete once conmon is gone: crun's state stays
+            # behind as ours does (measured side by side). No job or process is left, only the record.
+            subprocess.run(["scrun", "delete", "--force", cid], capture_output=True, timeout=60)
+        wait_for(lambda: cid not in scrun_state_dirs(), 30, "the state directory to go")
+        wait_for(lambda: not os.path.exists(f"/proc/{anchor}"), 30, "the anchor to go")
+        assert time.monotonic() - began < 60
+    finally:
+        client.kill()
+        client.wait()
