@@ -33,7 +33,9 @@ BATCH = 25
 RUN_TIMEOUT = 120
 # (what the container does, the exit code the engine must report). PID 1 ignores SIGTERM unless
 # it handles it, as under crun: the signalled container traps it.
-SIGNALLED = "trap 'exit 143' TERM; while :; do sleep 1; done"
+# It says "ready" once the trap is set: a signal sent before that would be ignored (a race seen
+# in the soak's first CI run on 24.11).
+SIGNALLED = "trap 'exit 143' TERM; echo ready; while :; do sleep 1; done"
 MIX = [("exit 0", 0), ("exit 1", 1), ("exit 3", 3), ("exit 255", 255), ("kill -TERM", 143), ("kill -KILL", 137)]
 
 
@@ -101,6 +103,7 @@ def podman_run(i: int, tag: str) -> tuple[float, str | None]:
         if action.startswith("kill"):
             sh(["podman", "--runtime", "scrun", "run", "-d", "--name", name, IMAGE, "sh", "-c", SIGNALLED],
                check=True, timeout=RUN_TIMEOUT)
+            wait_ready(lambda: sh(["podman", "logs", name], timeout=RUN_TIMEOUT).stdout)
             sh(["podman", "kill", "--signal", action.split("-")[1], name], timeout=RUN_TIMEOUT)
             got = sh(["podman", "wait", name], timeout=RUN_TIMEOUT).stdout.strip()
             sh(["podman", "rm", "-f", "-t", "0", name], timeout=RUN_TIMEOUT)
@@ -113,6 +116,14 @@ def podman_run(i: int, tag: str) -> tuple[float, str | None]:
         return time.monotonic() - began, f"podman {action}: {exc}"
     took = time.monotonic() - began
     return took, None if code == want else f"podman {action}: exit {code}, expected {want}"
+
+
+def wait_ready(output, timeout: float = RUN_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while "ready" not in output():
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired("ready", timeout)
+        time.sleep(0.05)
 
 
 def cli_cycle(i: int, tag: str, bundle: pathlib.Path, root: pathlib.Path) -> tuple[float, str | None]:
@@ -128,14 +139,15 @@ def cli_cycle(i: int, tag: str, bundle: pathlib.Path, root: pathlib.Path) -> tup
     (own / "config.json").write_text(json.dumps(config))
     try:
         # A file, not a pipe: the anchor keeps create's stdio as the container's.
-        err_path = own / "stderr"
-        with open(os.devnull, "wb") as null, open(err_path, "wb") as err:
+        out_path, err_path = own / "stdout", own / "stderr"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
             created = subprocess.run([*scrun, "create", "--bundle", str(own), cid], stdin=subprocess.DEVNULL,
-                                     stdout=null, stderr=err, timeout=RUN_TIMEOUT)
+                                     stdout=out, stderr=err, timeout=RUN_TIMEOUT)
         if created.returncode != 0:
             return time.monotonic() - began, f"create: {err_path.read_text().strip()}"
         sh([*scrun, "start", cid], check=True, timeout=RUN_TIMEOUT)
         if action.startswith("kill"):
+            wait_ready(out_path.read_text)
             sh([*scrun, "kill", cid, action.split("-")[1]], check=True, timeout=RUN_TIMEOUT)
         deadline = time.monotonic() + RUN_TIMEOUT
         record = {}
