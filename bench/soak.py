@@ -194,7 +194,8 @@ def soak(sequential: int, parallel: int) -> dict:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="scrun-soak-"))
     root = tmp / "root"
     bundle = make_bundle(tmp)
-    durations: dict[str, list[float]] = {"podman": [], "cli": []}
+    # Per kind and mode: a concurrent batch queues for the nodes' CPUs, which is Slurm's wait, not ours.
+    durations: dict[str, list[float]] = {f"{k}_{m}": [] for k in ("podman", "cli") for m in ("seq", "par")}
     failures: list[str] = []
     leaks: list[str] = []
     rpc_before = sdiag_total()
@@ -217,7 +218,7 @@ def soak(sequential: int, parallel: int) -> dict:
                     with concurrent.futures.ThreadPoolExecutor(max_workers=len(indices) or 1) as pool:
                         results = list(pool.map(one, indices))
                 for took, failure in results:
-                    durations[kind].append(took)
+                    durations[f"{kind}_{mode}"].append(took)
                     if failure:
                         failures.append(failure)
                 leaks += leak_check(tag, root)
@@ -236,7 +237,9 @@ def soak(sequential: int, parallel: int) -> dict:
     return {
         "lane": LANE, "sequential": sequential, "concurrent": parallel, "containers": containers,
         "seconds": round(time.monotonic() - began, 1), "failures": failures, "leaks": leaks,
-        "podman_run_seconds": stats(durations["podman"]), "cli_cycle_seconds": stats(durations["cli"]),
+        "podman_run_seconds": stats(durations["podman_seq"]), "cli_cycle_seconds": stats(durations["cli_seq"]),
+        "podman_run_seconds_concurrent": stats(durations["podman_par"]),
+        "cli_cycle_seconds_concurrent": stats(durations["cli_par"]),
         "slurmctld_rpcs_per_container": (round((rpc_after - rpc_before) / containers, 1)
                                          if rpc_before is not None and rpc_after is not None and containers else None),
         "anchor_peak_rss_mib": round(sampler.peak_kib / 1024, 1),
