@@ -207,9 +207,11 @@ def test_slurmd_killed_and_restarted_under_a_running_step(container, scrun):
     time.sleep(1)
     _restart(["slurmd", "-N", node], lambda: sh(["sinfo", "-h", "-n", node, "-o", "%T"]).stdout.strip().rstrip("*")
              in ("idle", "mixed", "allocated", "completing"), old)
-    # Its own code, or srun's death by SIGPIPE (141): srun sometimes writes to the old slurmd's
-    # connection (seen on 22.05). Either way an exit code in bounded time and nothing left.
-    assert c.stopped_within(60)["exit_code"] in (9, 141)
+    # Its own code, or srun's failure with a reason: srun sometimes dies of SIGPIPE (141) writing
+    # to the old slurmd's connection (22.05), or exits 232 (24.11). Either way an exit code in
+    # bounded time, and nothing left.
+    record = c.stopped_within(60)
+    assert record["exit_code"] == 9 or (record["exit_code"] != 0 and record["stopped_reason"]), record
     c.delete_and_nothing_left()
 
 
