@@ -35,6 +35,10 @@ NAMESPACE_KINDS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc",
 U32 = 2 ** 32
 
 
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _is_uint(value: object, limit: int = 2 ** 64) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
 
@@ -215,7 +219,7 @@ def check_hooks(doc: Mapping[str, Any], where: str) -> None:
                 raise InvalidInputError(f"{where}: {field}.path must be an absolute path")
             for key in ("args", "env"):
                 value = hook.get(key)
-                if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                if value is not None and not _is_str_list(value):
                     raise InvalidInputError(f"{where}: {field}.{key} must be a list of strings")
             timeout = hook.get("timeout")
             if timeout is not None and not (_is_uint(timeout) and timeout > 0):
@@ -236,5 +240,5 @@ def check_mounts(doc: Mapping[str, Any], where: str) -> None:
             if key in mount and not isinstance(mount[key], str):
                 raise InvalidInputError(f"{where}: {field}.{key} must be a string")
         options = mount.get("options")
-        if options is not None and not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
+        if options is not None and not _is_str_list(options):
             raise InvalidInputError(f"{where}: {field}.options must be a list of strings")
