@@ -25,13 +25,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# /usr/local/bin/scrun runs this checkout's scrun. Our own launcher, not pip's console script:
-# pip's imports `re` for argv[0] cosmetics, a third of the cost of a `scrun state` call.
+# /usr/local/bin/scrun runs this checkout's scrun (tools/cluster/launcher.py says why not pip's).
 install: venv
-	rm -f /usr/local/bin/scrun
-	printf '#!%s -I\nimport sys\nfrom scrun.cli import main\nsys.exit(main())\n' $(VENV)/bin/python3 > /usr/local/bin/scrun.tmp
-	chmod 755 /usr/local/bin/scrun.tmp
-	mv /usr/local/bin/scrun.tmp /usr/local/bin/scrun
+	python3 tools/cluster/launcher.py $(VENV)/bin/python3 /usr/local/bin/scrun src
 
 packages:
 	$(DEVCLUSTER) packages

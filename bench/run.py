@@ -107,18 +107,38 @@ def versions():
 
 
 def bench_cycle(bundle, root):
+    """The full create → start → stopped → delete cycle, and each phase of it.
+
+    create, start and delete are the calls' own durations; step is the container's srun (from
+    the anchor's record: step_started → step_ended); stopped_detection is the step's end until
+    the record says stopped (what `state` answers; this loop looks every 1 ms).
+    """
+    phases = {name: [] for name in ("create", "start", "step", "stopped_detection", "delete")}
+
     def cycle():
         cid = f"b{uuid.uuid4().hex[:12]}"
         base = [*SCRUN, "--root", str(root)]
+        t0 = time.perf_counter()
         # The anchor inherits create's stdio (as conmon's pipes): never hand it a pipe we wait on.
         run([*base, "create", "--bundle", str(bundle), cid], stderr=subprocess.DEVNULL)
+        t1 = time.perf_counter()
         run([*base, "start", cid])
+        t2 = time.perf_counter()
         rec = root / cid / "state.json"
-        while json.loads(rec.read_text())["status"] != "stopped":
-            time.sleep(0.002)
+        while (doc := json.loads(rec.read_text()))["status"] != "stopped":
+            time.sleep(0.001)
+        seen = time.time()
+        t3 = time.perf_counter()
         run([*base, "delete", cid])
+        t4 = time.perf_counter()
+        for name, value in (("create", t1 - t0), ("start", t2 - t1), ("delete", t4 - t3),
+                            ("step", doc["step_ended"] - doc["step_started"]),
+                            ("stopped_detection", seen - doc["step_ended"])):
+            phases[name].append(value)
 
-    return timed(cycle)
+    total = timed(cycle)
+    # timed() runs one warm-up cycle first: leave it out of the phases too.
+    return total, {name: summary(values[1:]) for name, values in phases.items()}
 
 
 def bench_state_version(bundle, root):
@@ -334,7 +354,7 @@ def measure(bundle, root):
     print("bench: floors and cycle …", file=sys.stderr)
     srun_floor = timed(lambda: run(["srun", f"--container={bundle}", "--", "/bin/true"]))
     salloc_floor = timed(lambda: run(["salloc", "--", "srun", f"--container={bundle}", "--", "/bin/true"]))
-    cycle = bench_cycle(bundle, root)
+    cycle, phases = bench_cycle(bundle, root)
     print("bench: state, --version …", file=sys.stderr)
     state, version, py_floor, rss_created = bench_state_version(bundle, root)
     print("bench: podman …", file=sys.stderr)
@@ -349,7 +369,7 @@ def measure(bundle, root):
     if upstream_scrun():
         print("bench: upstream's C scrun side by side …", file=sys.stderr)
         correct["upstream"] = bench_correctness(["--runtime", prepare_upstream(bundle.parent)])
-    return dict(correct=correct, srun_floor=srun_floor, salloc_floor=salloc_floor, cycle=cycle, state=state, version=version,
+    return dict(correct=correct, srun_floor=srun_floor, salloc_floor=salloc_floor, cycle=cycle, phases=phases, state=state, version=version,
                 py_floor=py_floor, rss_created=rss_created, podman_scrun=podman_scrun, podman_crun=podman_crun,
                 tp_floor=tp_floor, tp_scrun=tp_scrun, count=count, conc=conc, rss_running=rss_running)
 
@@ -374,6 +394,9 @@ def report(m, t_start):
         "anchor_rss_mib_running": {"value": rss_running, "target": "<= 30"},
         "anchor_rss_mib_created": {"value": rss_created, "target": "reported"},
     }
+    # Where the cycle's time goes, each phase against the same floor (their sum ≈ the cycle).
+    for name, phase in m["phases"].items():
+        figures[f"phase_{name}_over_srun"] = {"value": ratio(phase, srun_floor), "target": "reported"}
     for who, c in correct.items():
         figures[f"{who}_exit_3_right"] = {"value": f"{c['exit_code_right']}/{c['n']}", "target": f"{c['n']}/{c['n']}"}
         figures[f"{who}_hung"] = {"value": f"{c['hung']}/{c['n']}", "target": f"0/{c['n']}"}
@@ -387,6 +410,7 @@ def report(m, t_start):
         "when": datetime.datetime.now(datetime.UTC).isoformat(),
         "quick": QUICK, "machine": versions(),
         "raw": {"srun_container_true": srun_floor, "salloc_srun_container_true": salloc_floor, "scrun_cycle": cycle,
+                "scrun_cycle_phases": m["phases"],
                 "scrun_state": state, "scrun_version": version, "python_pass": py_floor,
                 "podman_run_scrun": podman_scrun, "podman_run_crun": podman_crun,
                 "throughput_srun": {**tp_floor, "bytes": count}, "throughput_podman_scrun": {**tp_scrun, "bytes": count},
@@ -407,6 +431,7 @@ def report(m, t_start):
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
         print(f"| {key} | {shown} | {fig['target']} |")
     print()
+    print("cycle phases (median): " + ", ".join(f"{name} {p['median_s'] * 1000:.0f} ms" for name, p in m["phases"].items()))
     print(f"floors (median): srun --container /bin/true {srun_floor['median_s']*1000:.0f} ms, "
           f"podman+crun {podman_crun['median_s']*1000:.0f} ms, python -I -c pass {py_floor['median_s']*1000:.1f} ms; "
           f"total {result['duration_s']:.0f} s")

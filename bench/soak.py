@@ -58,8 +58,8 @@ def our_jobs(tag: str) -> list[str]:
 
 
 def our_processes() -> list[str]:
-    out = sh(["ps", "-eo", "pid,args"]).stdout.splitlines()
-    return [line for line in out if "scrun.anchor" in line or ("salloc" in line and "scrun:" in line)]
+    out = sh(["ps", "-eo", "pid,comm,args"]).stdout.splitlines()
+    return [line for line in out if line.split()[1:2] == ["scrun-anchor"] or ("salloc" in line and "scrun:" in line)]
 
 
 class Sampler:
@@ -76,8 +76,8 @@ class Sampler:
                 if not entry.isdigit():
                     continue
                 try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                        if b"scrun.anchor" not in fh.read():
+                    with open(f"/proc/{entry}/comm", "rb") as fh:
+                        if fh.read().strip() != b"scrun-anchor":
                             continue
                     with open(f"/proc/{entry}/status") as fh:
                         rss = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)

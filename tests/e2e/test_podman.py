@@ -118,7 +118,7 @@ def test_version_through_podman_info(podman_ready):
 
 
 def podman_anchors() -> int:
-    return len(sh(["pgrep", "-f", "scrun.anchor"]).stdout.split())
+    return len(sh(["pgrep", "-x", "scrun-anchor"]).stdout.split())
 
 
 def test_five_concurrent_runs_then_nothing_left(podman_ready):

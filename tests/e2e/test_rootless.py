@@ -57,7 +57,7 @@ def user_jobs(user: str) -> list[str]:
 
 
 def anchors_of(user: str) -> list[str]:
-    return sh(["pgrep", "-u", user, "-f", "scrun.anchor"]).stdout.split()
+    return sh(["pgrep", "-u", user, "-x", "scrun-anchor"]).stdout.split()
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

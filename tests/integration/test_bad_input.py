@@ -90,7 +90,7 @@ def prepare_conf(kind: str, conf_dir: pathlib.Path, env: dict) -> None:
 
 
 def anchors() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "scrun.anchor"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-x", "scrun-anchor"], capture_output=True, text=True).stdout
     return {int(pid) for pid in out.split()}
 
 

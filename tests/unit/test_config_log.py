@@ -8,7 +8,8 @@ import pytest
 from scrun.config.conffile import read_conf
 from scrun.config.paths import default_root
 from scrun.core.identity import Identity
-from scrun.config.settings import build_settings, load_node_config, parse_oci_conf, resolve_slurm_conf
+from scrun.config.defaults import resolve_slurm_conf
+from scrun.config.settings import build_settings, load_node_config, parse_oci_conf
 from scrun.errors import ConfigError
 from scrun.log import log_config_from, parse_level, setup_logging
 

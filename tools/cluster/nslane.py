@@ -21,6 +21,7 @@ import subprocess
 import time
 
 from cluster.lanes import LaneSpec
+from cluster.launcher import launcher_text
 from cluster.shell import ClusterError, log_tail, run, say, write_if_changed
 from cluster.target import Namespaced
 
@@ -208,8 +209,7 @@ class NamespaceLane:
         site = t.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], timeout=30).stdout.strip()
         # What `pip install -e` would leave, without needing setuptools or a network in the lane.
         write_if_changed(t.path(f"{site}/scrun-checkout.pth"), f"{repo / 'src'}\n")
-        write_if_changed(t.path("/usr/local/bin/scrun"),
-                         f"#!{python} -I\nimport sys\nfrom scrun.cli import main\nsys.exit(main())\n", mode=0o755)
+        write_if_changed(t.path("/usr/local/bin/scrun"), launcher_text(python, [site, str(repo / "src")]), mode=0o755)
 
     def _install_wheels(self, t: Namespaced, pip: str, requirements: list[str]) -> None:
         # The lane has no network: the host's pip fetches wheels for the lane's Python.

@@ -22,6 +22,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from typing import Any, NamedTuple
 
 from scrun.anchor.allocation import Allocation
@@ -187,6 +188,9 @@ class Anchor:
     async def _create_phase(self) -> bool:
         if self.req.terminal:
             self._setup_terminal()  # before any task: a bad console socket leaves nothing running
+        if self.req.lua_script:
+            # Before the job: a script that does not load leaves no job behind.
+            await self._load_lua()
         version_task = asyncio.ensure_future(self._detect_slurm_version())
         try:
             if self.req.existing_job_id is not None:
@@ -267,10 +271,12 @@ class Anchor:
         self.record.job_id = job_id
         self.save()
 
-    async def _stage_in(self) -> None:
+    async def _load_lua(self) -> None:
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 
         self.hooks = await asyncio.to_thread(LuaHooks.load, self.req.lua_script, self._lua_context())
+
+    async def _stage_in(self) -> None:
         self.stage_in_entered = True
         job_env = [f"{k}={v}" for k, v in self.slurm_env().items()]
         await asyncio.to_thread(
@@ -440,6 +446,7 @@ class Anchor:
         self.stderr_relay = asyncio.ensure_future(relay_filtered(self.srun.stderr, stderr_dest))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
         self.close_stdio()
+        self.record.step_started = time.time()
         self.set_status(Status.RUNNING)
         self.start_requested.set()
 
@@ -537,6 +544,7 @@ class Anchor:
         done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
             await self._stop_step(waiter)
+        self.record.step_ended = time.time()  # saved with the exit code, in _finish
         stop.cancel()
         last_stderr, step_cancelled = "", False
         if self.stderr_relay is not None:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
+from typing import TYPE_CHECKING
 
 from scrun.core.ids import default_job_name, step_name_for, validate_container_id
 from scrun.core.status import Status
-from scrun.errors import AnchorError, InvalidInputError, ScrunError, UsageError
+from scrun.errors import InvalidInputError, ScrunError, UsageError
+
+if TYPE_CHECKING:
+    from scrun.anchor.child import AnchorChild, PrestartedAnchor
 
 USAGE = "create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] <container-id>"
 ANCHOR_EXIT_TIMEOUT = 60.0
@@ -134,9 +136,12 @@ def _resolve_srun(srun_path: str, path_env: str) -> str:
 
 
 def run(settings, args) -> int:
-    # The anchor first: its interpreter start and asyncio import (~50 ms) overlap our checks.
-    # It waits for a go message and does nothing without one.
-    anchor = getattr(args, "prestarted", None) or PrestartedAnchor.start()
+    # The anchor first (the fast path forks it even before create's imports): its imports
+    # overlap our checks. It waits for a go message and does nothing without one.
+    from scrun.anchor.child import PrestartedAnchor
+    from scrun.config.defaults import site_lua_script
+
+    anchor = getattr(args, "prestarted", None) or PrestartedAnchor.start(site_lua_script(settings.slurm_conf))
     try:
         return _create(settings, args, anchor)
     finally:
@@ -145,6 +150,7 @@ def run(settings, args) -> int:
 
 def _create(settings, args, anchor: PrestartedAnchor) -> int:
     from scrun.anchor.request import AnchorRequest
+    from scrun.config.defaults import site_lua_script
     from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config
     from scrun.core.bundle import load_bundle_config
     from scrun.core.options import build_job_options, merge_option_env
@@ -184,12 +190,10 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         _check_job_runs(existing_job, settings.env)
     path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     srun = _resolve_srun(oci.srun_path, path_env)
-    lua_script = os.path.join(os.path.dirname(settings.slurm_conf), "scrun.lua")
-    if os.path.exists(lua_script):
-        from scrun.lua.host import check_script
-
-        check_script(lua_script, settings.lua_timeout)  # a broken script fails here, with its line number
-    else:
+    # A site's scrun.lua is loaded by the anchor before it asks for a job (a broken script
+    # fails create with its file:line, and no job); without one, nothing can stage the rootfs.
+    lua_script = site_lua_script(settings.slurm_conf)
+    if not os.path.exists(lua_script):
         lua_script = None
         _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
         _check_mapped_root_reaches_rootfs(cfg)
@@ -215,94 +219,21 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             step_name=step_name_for(container_id), srun_path=srun, srun_args=oci.srun_args,
             slurm_conf=settings.slurm_conf, existing_job_id=existing_job,
             caller_slurm_env={k: v for k, v in settings.env.items() if k.startswith("SLURM_") or k.startswith("_SLURM_SPANK_OPTION_")},
-            lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir, anchor.popen.pid),
+            lua_script=lua_script, script_env=_script_env(settings, container_id, cfg, pid_file, state_dir, anchor.child.pid),
             log_file=settings.log.log_file, log_format=settings.log.log_format,
             file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
             lua_timeout=settings.lua_timeout,
         ).save()
-        created_pid = anchor.go_and_wait(settings, container_id)
+        created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:
             _write_pid_file(pid_file, created_pid)
     except BaseException:
-        _undo(settings, container_id, anchor.popen if anchor.handed_over else None)
+        _undo(settings, container_id, anchor.child if anchor.handed_over else None)
         raise
     return 0
 
 
-class PrestartedAnchor:
-    """An anchor process started before create's checks, waiting on a pipe for its container."""
-
-    def __init__(self, popen: subprocess.Popen, go_fd: int, ready_fd: int):
-        self.popen = popen
-        self.go_fd = go_fd
-        self.ready_fd = ready_fd
-        self.handed_over = False
-
-    @classmethod
-    def start(cls) -> PrestartedAnchor:
-        go_read, go_write = os.pipe()
-        ready_read, ready_write = os.pipe()
-        try:
-            popen = subprocess.Popen(
-                [sys.executable, "-I", "-m", "scrun.anchor", "--go-fd", str(go_read), "--ready-fd", str(ready_write)],
-                pass_fds=(go_read, ready_write), start_new_session=True, close_fds=True)
-        finally:
-            os.close(go_read)
-            os.close(ready_write)
-        return cls(popen, go_write, ready_read)
-
-    def discard(self) -> None:
-        """create failed before the hand-over: the anchor has done nothing; end it now."""
-        if self.handed_over:
-            return
-        for fd in (self.go_fd, self.ready_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait()
-
-    def go_and_wait(self, settings, container_id: str) -> int:
-        """Hand over the container; relay progress lines until the anchor says created or failed."""
-        import json
-
-        from scrun.log import get_logger
-
-        log = get_logger()
-        self.handed_over = True
-        try:
-            os.write(self.go_fd, json.dumps({"root": settings.root, "id": container_id}).encode() + b"\n")
-        finally:
-            os.close(self.go_fd)
-        # SIGTERM to create (engine timeout) must still clean up: turn it into an exception.
-        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        try:
-            with os.fdopen(self.ready_fd, "rb") as ready:
-                for raw in ready:
-                    try:
-                        msg = json.loads(raw)
-                    except ValueError:
-                        continue
-                    event = msg.get("event")
-                    if event == "progress":
-                        log.info("%s", msg.get("msg", ""))
-                    elif event == "created":
-                        return int(msg.get("pid", self.popen.pid))
-                    elif event == "error":
-                        raise AnchorError(msg.get("msg", "the anchor failed"))
-            try:
-                code = self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = None
-            raise AnchorError(f"the anchor of `{container_id}` exited ({code}) before the container was created; "
-                              f"see {os.path.join(settings.root, container_id, 'anchor.log')} with SCRUN_DEBUG=debug")
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _undo(settings, container_id: str, anchor: subprocess.Popen | None) -> None:
+def _undo(settings, container_id: str, anchor: AnchorChild | None) -> None:
     """create failed or was interrupted: stop the anchor (it releases its job) and remove the state."""
     from scrun.cli.teardown import cancel_recorded_job, remove_state
     from scrun.store.live import read_record
@@ -311,7 +242,7 @@ def _undo(settings, container_id: str, anchor: subprocess.Popen | None) -> None:
         anchor.send_signal(signal.SIGTERM)
         try:
             anchor.wait(timeout=ANCHOR_EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        except TimeoutError:
             anchor.kill()
             anchor.wait()
     try:

@@ -113,12 +113,17 @@ def resolve_root(args: FastArgs) -> str:
 
 def run_verb(args: FastArgs) -> int:
     if args.verb == "create":
-        # Start the anchor before importing anything else: its ~50 ms interpreter and asyncio
-        # start-up then overlaps create's imports and checks instead of following them.
+        # Fork the anchor before importing anything else: it imports what it needs (asyncio)
+        # while create imports and checks, instead of after.
+        import os
+
+        from scrun.anchor.child import PrestartedAnchor
+        from scrun.config.defaults import resolve_slurm_conf, site_lua_script
+
+        args.prestarted = PrestartedAnchor.start(site_lua_script(resolve_slurm_conf(args.slurm_conf, os.environ)))
         from scrun.cli import create
         from scrun.cli.context import build_settings
 
-        args.prestarted = create.PrestartedAnchor.start()
         try:
             settings = build_settings(args)
             from scrun.log import setup_logging

@@ -17,9 +17,8 @@ if TYPE_CHECKING:
     from scrun.log import LogConfig
 
 from scrun.config.conffile import ConfLine, read_conf
+from scrun.config.defaults import LUA_TIMEOUT_DEFAULT, resolve_slurm_conf
 from scrun.errors import ConfigError
-
-DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
 
 _OCI_BOOL = {"true", "yes", "y", "1"}
 _OCI_FALSE = {"false", "no", "n", "0"}
@@ -27,9 +26,6 @@ _RUNTIME_KEYS = ("runtimecreate", "runtimedelete", "runtimekill", "runtimequery"
 # oci.conf keys: the node side (slurmstepd) uses most of them; scrun only needs SrunPath/SrunArgs
 # and the debug overrides, but it checks all so a typo is reported with file:line.
 # The oci.conf keys scrun itself acts on; the others are for slurmstepd on the nodes.
-# Long enough to rsync a large image; a hook still running after it is stopped (its commands
-# killed) and the container fails with that reason, instead of hanging its engine for good.
-LUA_TIMEOUT_DEFAULT = 600.0
 SCRUN_OCI_KEYS = frozenset({"srunpath", "srunargs", "stdiodebug", "filedebug", "syslogdebug"})
 OCI_KEYS = {
     "containerpath", "createenvfile", "debugflags", "disablecleanup", "disablehooks", "envexclude",
@@ -113,11 +109,6 @@ def parse_oci_conf(path: str) -> OciConf:
                 "or RunTimeCreate+Start+Query+Kill+Delete"
             )
     return OciConf(path=path, srun_args=tuple(srun_args), raw=raw, **fields)  # type: ignore[arg-type]
-
-
-def resolve_slurm_conf(flag: str | None, env: Mapping[str, str]) -> str:
-    """-f wins, then SLURM_CONF, then the compiled-in default."""
-    return flag or env.get("SLURM_CONF") or DEFAULT_SLURM_CONF
 
 
 def load_node_config(slurm_conf: str) -> OciConf:

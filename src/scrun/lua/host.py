@@ -21,7 +21,7 @@ from typing import Any
 
 from lupa import lua54
 
-from scrun.config.settings import LUA_TIMEOUT_DEFAULT
+from scrun.config.defaults import LUA_TIMEOUT_DEFAULT
 from scrun.core.timefmt import time_str2mins
 from scrun.errors import LuaError
 from scrun.log import DEBUG2, DEBUG3, DEBUG4, VERBOSE, get_logger

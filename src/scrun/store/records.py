@@ -41,6 +41,10 @@ class ContainerRecord:
     exit_code: int | None = None
     slurm_conf: str = ""
     stopped_reason: str = ""
+    # Unix times of the container step's launch and end (srun spawned / exited): how long
+    # the step ran, and how long the rest took around it (bench/run.py reports both).
+    step_started: float | None = None
+    step_ended: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
