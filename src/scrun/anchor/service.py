@@ -29,7 +29,7 @@ from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
 from scrun.config.paths import read_identity
-from scrun.core.bundle import env_dict
+from scrun.core.envlist import env_dict
 from scrun.core.mounts import node_visible_path, read_mountinfo
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode

@@ -3,10 +3,6 @@ anchor (before create hands it a container) and the Lua host."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
 # Long enough to rsync a large image; a hook still running after it is stopped (its commands
@@ -14,8 +10,8 @@ DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"
 LUA_TIMEOUT_DEFAULT = 600.0
 
 
-def resolve_slurm_conf(flag: str | None, env: Mapping[str, str]) -> str:
-    """-f wins, then SLURM_CONF, then the compiled-in default."""
+def resolve_slurm_conf(flag: str | None, env) -> str:
+    """-f wins, then SLURM_CONF (of `env`, a mapping), then the compiled-in default."""
     return flag or env.get("SLURM_CONF") or DEFAULT_SLURM_CONF
 
 

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 
+from scrun.core.envlist import env_dict
 from scrun.core.options import OPTIONS_BY_ENV
 from scrun.core.resources import requests_from_config
 from scrun.core.specchecks import (
@@ -32,16 +33,6 @@ class BundleConfig:
 
     def env_dict(self) -> dict[str, str]:
         return env_dict(self.env)
-
-
-def env_dict(items) -> dict[str, str]:
-    """process.env's "KEY=value" strings as a dict (a later KEY wins, as execve's lookup does not care)."""
-    out: dict[str, str] = {}
-    for item in items:
-        if isinstance(item, str):
-            key, _, value = item.partition("=")
-            out[key] = value
-    return out
 
 
 def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
