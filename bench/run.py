@@ -431,7 +431,7 @@ def report(m, t_start):
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
         print(f"| {key} | {shown} | {fig['target']} |")
     print()
-    print("cycle phases (median): " + ", ".join(f"{name} {p['median_s'] * 1000:.0f} ms" for name, p in m["phases"].items()))
+    print("cycle phases (median): " + ", ".join(f"{name} {p['median_s'] * 1000:.0f} ms" for name, p in result["raw"]["scrun_cycle_phases"].items()))
     print(f"floors (median): srun --container /bin/true {srun_floor['median_s']*1000:.0f} ms, "
           f"podman+crun {podman_crun['median_s']*1000:.0f} ms, python -I -c pass {py_floor['median_s']*1000:.1f} ms; "
           f"total {result['duration_s']:.0f} s")
