@@ -211,6 +211,10 @@ def serve(go_fd: int, ready_fd: int, lua_script: str) -> int:
                                      syslog_level=request.syslog_level, log_file=request.log_file,
                                      log_format=request.log_format, prog=f"scrun[{container_id[:12]}]"))
     try:
+        if sys.version_info < (3, 12):
+            # Children (salloc, srun) watched through pidfds, as 3.12+ does by default: 3.11's
+            # default starts a thread per child, on create's and start's critical path.
+            asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
         return asyncio.run(Anchor(request, ready_fd, stdio).run())
     except Exception as exc:  # the anchor must never die silently: say why in its log
         logger.log(py_level(1), "anchor failed: %r", exc, exc_info=True)
