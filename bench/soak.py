@@ -58,8 +58,10 @@ def our_jobs(tag: str) -> list[str]:
 
 
 def our_processes() -> list[str]:
-    out = sh(["ps", "-eo", "pid,comm,args"]).stdout.splitlines()
-    return [line for line in out if line.split()[1:2] == ["scrun-anchor"] or ("salloc" in line and "scrun:" in line)]
+    out = sh(["ps", "-eo", "pid,stat,comm,args"]).stdout.splitlines()
+    # An exited anchor not yet reaped (stat Z) left nothing running: not a leak.
+    return [line for line in out if (line.split()[2:3] == ["scrun-anchor"] and not line.split()[1].startswith("Z"))
+            or ("salloc" in line and "scrun:" in line)]
 
 
 class Sampler:

@@ -22,6 +22,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 IMAGE = "localhost/busybox:latest"
 
 
+# pgrep -r: an anchor that has exited but is not reaped yet (a zombie, until its parent — conmon,
+# or init once create is gone — collects it) has left nothing running: not a leak.
+LIVE_STATES = "R,S,D,T,t"
+
+
 def require(ok: bool, reason: str) -> None:
     """Skip outside CI; fail loudly in CI."""
     if ok:

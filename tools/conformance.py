@@ -210,8 +210,9 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 def leftovers() -> list[str]:
     """Jobs and anchors the run left behind (there must be none)."""
     jobs = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
-    # Only this pid namespace: from the host, a namespace lane's anchors are visible too.
-    anchors = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "scrun-anchor"],
+    # Only this pid namespace: from the host, a namespace lane's anchors are visible too. Not
+    # zombies: an exited anchor whose parent is init now waits to be reaped, it left nothing.
+    anchors = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "-r", "R,S,D,T,t", "scrun-anchor"],
                              capture_output=True, text=True).stdout.split()
     return [j for j in jobs if "scrun:" in j] + [f"anchor pid {a}" for a in anchors]
 

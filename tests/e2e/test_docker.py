@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import COLS, IMAGE, ROWS, Tmux, require, sh, slurm_version, wait_for
+from conftest import COLS, IMAGE, LIVE_STATES, ROWS, Tmux, require, sh, slurm_version, wait_for
 
 pytestmark = pytest.mark.e2e
 # Debian's own client when there is one (it matches the daemon; /usr/local/bin may hold another).
@@ -32,7 +32,7 @@ def docker(*args, runtime="scrun", input=None, timeout=120, check=False):
 
 
 def anchors() -> list[str]:
-    return sh(["pgrep", "-x", "scrun-anchor"]).stdout.split()
+    return sh(["pgrep", "-x", "-r", LIVE_STATES, "scrun-anchor"]).stdout.split()
 
 
 def state_dirs(cid: str) -> list[str]:
@@ -273,3 +273,16 @@ def test_rootless_docker_detached_job_is_the_users(rootless_docker_ready, nothin
     finally:
         rootless_docker("rm", "-f", name)
     wait_for(lambda: not sh(["squeue", "-h", "-u", user, "-o", "%i"]).stdout.strip(), 30, "the user's job to end")
+
+
+def test_docker_exec(docker_ready):
+    name = f"dexec-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", name, IMAGE, "sh", "-c", "echo hi > /tmp/mark; sleep 60", check=True)
+    try:
+        wait_for(lambda: docker("exec", name, "test", "-f", "/tmp/mark").returncode == 0, 30, "the container's file")
+        proc = docker("exec", name, "sh", "-c", "cat /tmp/mark; echo in; exit 4")
+        assert proc.returncode == 4 and proc.stdout == b"hi\nin\n", proc.stderr
+        proc = docker("exec", "-t", name, "sh", "-c", "test -t 1 && echo TTY; exit 3")
+        assert proc.returncode == 3 and proc.stdout.replace(b"\r", b"") == b"TTY\n", proc.stderr
+    finally:
+        docker("rm", "-f", name)

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, jobs_named, sh, wait_for
+from conftest import IMAGE, LIVE_STATES, jobs_named, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,7 @@ def test_version_through_podman_info(podman_ready):
 
 
 def podman_anchors() -> int:
-    return len(sh(["pgrep", "-x", "scrun-anchor"]).stdout.split())
+    return len(sh(["pgrep", "-x", "-r", LIVE_STATES, "scrun-anchor"]).stdout.split())
 
 
 def test_five_concurrent_runs_then_nothing_left(podman_ready):
@@ -186,11 +186,27 @@ def test_bad_option_fails_create_cleanly(podman_ready):
     assert sh(["squeue", "-h", "-o", "%i"]).stdout == before
 
 
-def test_exec_says_why_not(podman_ready, name):
-    podman("run", "-d", "--name", name, IMAGE, "sleep", "60", check=True)
-    proc = podman("exec", name, "true")
-    assert proc.returncode != 0
-    assert b"not supported by scrun" in proc.stderr and b"srun --jobid" in proc.stderr
+def test_exec_runs_in_the_running_container(podman_ready, name):
+    """podman exec: a process in the container (its files), on its node, through Slurm, with its
+    output and exit code; env and working directory from podman's process spec."""
+    podman("run", "-d", "--name", name, IMAGE, "sh", "-c", "echo hi > /tmp/mark; sleep 60", check=True)
+    wait_for(lambda: podman("exec", name, "test", "-f", "/tmp/mark").returncode == 0, 30, "the container's file")
+    proc = podman("exec", "-e", "WHO=exec", "-w", "/tmp", name, "sh", "-c", "cat mark; echo in-$WHO; exit 4")
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stdout == b"hi\nin-exec\n" and b"srun" not in proc.stderr, proc.stderr
+    missing = podman("exec", name, "no-such-command")
+    assert missing.returncode == 127 and b"srun: error" not in missing.stderr, missing.stderr
+    podman("rm", "-f", "-t", "0", name, check=True)
+
+
+def test_exec_into_a_container_that_is_not_running(podman_ready, name):
+    podman("create", "--name", name, IMAGE, "sleep", "60", check=True)
+    podman("init", name, check=True)  # the runtime's create: scrun has it, created
+    cid = podman("inspect", name, "--format", "{{.Id}}").stdout.decode().strip()
+    # podman refuses a created container itself; scrun's own answer, as podman would get it:
+    proc = subprocess.run(["scrun", "exec", cid, "true"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == f"scrun: error: cannot exec in container `{cid}`: it is created, not running\n"
 
 
 def test_init_does_not_run_the_workload_start_does(podman_ready, name, tmp_path):

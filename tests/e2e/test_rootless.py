@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, Tmux, cluster_tool, require, sh, wait_for
+from conftest import IMAGE, LIVE_STATES, Tmux, cluster_tool, require, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 _users = cluster_tool("users")
@@ -57,7 +57,7 @@ def user_jobs(user: str) -> list[str]:
 
 
 def anchors_of(user: str) -> list[str]:
-    return sh(["pgrep", "-u", user, "-x", "scrun-anchor"]).stdout.split()
+    return sh(["pgrep", "-u", user, "-x", "-r", LIVE_STATES, "scrun-anchor"]).stdout.split()
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

@@ -92,3 +92,17 @@ def test_attach_and_detach(term):
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=120)
     assert not os.path.exists(f"/run/scrun/{run.stdout.strip()}")
+
+
+def test_exec_it_into_a_running_container(term, podman_ready):
+    name = f"exec-it-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["podman", "--runtime", "scrun", "run", "-d", "--name", name, IMAGE, "sleep", "100"],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        term.line(f"podman exec -it {name} sh; echo RC:$?")
+        term.wait("/ #", timeout=60)
+        term.line("test -t 0 && echo IS-A-T''TY; exit 5")
+        screen = term.wait("RC:")
+        assert "IS-A-TTY" in screen and "RC:5" in screen, screen
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=120)

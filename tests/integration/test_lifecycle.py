@@ -329,12 +329,49 @@ def test_list_shows_each_container_with_its_job(slurm_cluster, scrun, make_bundl
     assert listed[0]["job"] == scrun.record(cid)["job_id"] and listed[0]["pid"] == scrun.record(cid)["anchor_pid"]
     table = scrun("list").stdout.splitlines()
     assert listed[0]["job_state"] == "RUNNING"  # the allocation is held while the container is created
-    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE"]
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE", "NODES", "REASON"]
     assert table[1].split()[0] == cid and table[1].split()[2] == "created"
-    assert table[1].split()[-2:] == [str(listed[0]["job"]), "RUNNING"]
+    assert table[1].split()[-3:] == [str(listed[0]["job"]), "RUNNING", listed[0]["nodes"]]
+    assert listed[0]["nodes"] == scrun.record(cid)["nodes"] != "" and listed[0]["reason"] == ""
     assert scrun("list", "-q").stdout == f"{cid}\n"
     assert scrun("delete", "--force", cid).returncode == 0
     assert scrun("list", "-q").stdout == ""
+
+
+def test_state_and_list_say_why_a_container_pends(slurm_cluster, scrun, make_bundle, tmp_path):
+    """A pending container: its job, PENDING and Slurm's reason in `state`'s annotations (kept
+    by the anchor: no squeue per state call) and in `list`; granted: RUNNING and its nodes."""
+    blocker = sh(["salloc", "--no-shell", "--job-name=blocker", "--time=5"])
+    blocker_job = blocker.stderr.split("Granted job allocation")[1].split()[0]
+    cid = scrun.new_id()
+    try:
+        with open(tmp_path / "create.err", "wb") as err:
+            create = subprocess.Popen(
+                [sys.executable, "-m", "scrun", "--root", str(scrun.root), "create", "--bundle", str(make_bundle(["true"])), cid],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                env={**os.environ, "SCRUN_DEPENDENCY": f"afterok:{blocker_job}"})
+        try:
+            notes = wait_for(lambda: (scrun.root / cid / "state.json").exists()
+                             and scrun.state(cid)["annotations"].get("org.slurm.reason"), 30, "the pending reason")
+            state = scrun.state(cid)
+            assert state["status"] == "creating" and notes == "Dependency", state
+            assert state["annotations"]["org.slurm.job_state"] == "PENDING"
+            job = int(state["annotations"]["org.slurm.job_id"])
+            assert job == scrun.record(cid)["job_id"] and "org.slurm.nodes" not in state["annotations"]
+            (row,) = json.loads(scrun("list", "--format", "json").stdout)
+            assert (row["job"], row["job_state"], row["reason"], row["nodes"]) == (job, "PENDING", "Dependency", "")
+            assert scrun("list").stdout.splitlines()[1].split()[-3:] == [str(job), "PENDING", "Dependency"]
+            sh(["scontrol", "update", f"jobid={job}", "dependency="])  # the nodes are free: it runs
+            assert create.wait(timeout=60) == 0, (tmp_path / "create.err").read_text()
+            notes = scrun.state(cid)["annotations"]
+            assert notes["org.slurm.job_state"] == "RUNNING" and notes["org.slurm.nodes"] and "org.slurm.reason" not in notes
+        finally:
+            if create.poll() is None:
+                create.kill()
+                create.wait()
+        assert scrun("delete", "--force", cid).returncode == 0
+    finally:
+        sh(["scancel", blocker_job])
 
 
 def test_a_container_the_node_runtime_refuses_says_why(slurm_cluster, scrun, make_bundle, tmp_path):

@@ -76,7 +76,7 @@ def test_bad_debug_env_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "SCRUN_DEBUG='loud'" in proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["exec", "pause", "resume", "ps", "update", "run", "checkpoint", "restore",
+@pytest.mark.parametrize("verb", ["pause", "resume", "ps", "update", "run", "checkpoint", "restore",
                                   "events", "spec", "features"])
 def test_other_runc_verbs_say_why_not(verb, tmp_path):
     proc = run_cli("--root", str(tmp_path), verb, "--process", "/p", "--detach", "c")
@@ -115,3 +115,8 @@ def test_every_output_variable_of_the_seed_is_set(tmp_path):
         else:
             assert name in env, name
     assert env["SCRUN_PID"] == "4242" and env["SCRUN_ANNOTATION_org.example"] == "v"
+
+
+def test_exec_into_a_container_that_does_not_exist(tmp_path):
+    proc = run_cli("--root", str(tmp_path), "exec", "nope", "true")
+    assert proc.returncode == 1 and proc.stdout == "" and "does not exist" in proc.stderr and proc.stderr.count("\n") == 1

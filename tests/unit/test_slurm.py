@@ -96,7 +96,17 @@ def test_step_lookup_follows_the_version(version, by_id):
     assert build_step_show_argv("scontrol", 7) == ["scontrol", "--oneliner", "show", "step", "7"]
 
 
-def test_job_states_for_list():
+def test_job_info_for_list_and_the_pending_reason():
+    from scrun.slurm.argv import build_job_info_argv
+    from scrun.slurm.parse import JobInfo, parse_job_info
+
+    assert build_job_info_argv("squeue", [12, 7]) == ["squeue", "--noheader", "--jobs=12,7", "--format=%i|%T|%r|%N"]
+    text = "12|RUNNING|None|n[1-2]\n7|PENDING|Dependency|\n  9|PENDING|Resources|\nslurm_load_jobs error: Invalid job id\n1|x\n"
+    assert parse_job_info(text) == {12: JobInfo("RUNNING", "", "n[1-2]"), 7: JobInfo("PENDING", "Dependency", ""),
+                                    9: JobInfo("PENDING", "Resources", "")}
+
+
+def test_job_states_for_the_slurm_job_id_check():
     from scrun.slurm.argv import build_job_state_argv
     from scrun.slurm.parse import parse_job_states
 

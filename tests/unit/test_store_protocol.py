@@ -64,3 +64,16 @@ def test_long_socket_paths_go_through_proc(tmp_path):
     finally:
         os.close(dirfd)
     assert reachable_path("/run/x/ctl.sock") == ("/run/x/ctl.sock", None)
+
+
+def test_the_state_carries_the_job_in_annotations_once_there_is_one():
+    from scrun.store.live import state_document
+
+    doc = {"oci_version": "1.0.2", "id": "c", "bundle": "/b", "annotations": {"a": "1"}, "anchor_pid": 5}
+    assert state_document({**doc, "job_id": None, "job_state": ""}, "creating")["annotations"] == {"a": "1"}
+    pending = state_document({**doc, "job_id": 7, "job_state": "PENDING", "pending_reason": "Resources", "nodes": ""}, "creating")
+    assert pending["annotations"] == {"a": "1", "org.slurm.job_id": "7", "org.slurm.job_state": "PENDING",
+                                      "org.slurm.reason": "Resources"}
+    running = state_document({**doc, "job_id": 7, "job_state": "RUNNING", "pending_reason": "", "nodes": "n[1-2]"}, "running")
+    assert running["annotations"]["org.slurm.nodes"] == "n[1-2]" and "org.slurm.reason" not in running["annotations"]
+    assert all(isinstance(v, str) for v in running["annotations"].values())  # runtime-spec: a map of strings

@@ -26,11 +26,12 @@ _READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
 
 class Allocation:
     def __init__(self, argv: list[str], env: dict[str, str], *, on_job_id: Callable[[int], None],
-                 on_progress: Callable[[str], None]):
+                 on_progress: Callable[[str], None], on_queued: Callable[[int], None] = lambda job_id: None):
         self.argv = argv
         self.env = env
         self.on_job_id = on_job_id
         self.on_progress = on_progress
+        self.on_queued = on_queued  # the job waits for resources (once, when salloc says so)
         self.log = get_logger()
         self.proc: asyncio.subprocess.Process | None = None
         self.job_id: int | None = None
@@ -88,6 +89,8 @@ class Allocation:
             if event == "queued" and not pending_said:
                 pending_said = True
                 self.on_progress(f"job {value} queued and waiting for resources")
+                if isinstance(value, int):
+                    self.on_queued(value)
             elif event == "allocated" and pending_said:
                 self.on_progress(f"job {value} has been allocated resources")
 

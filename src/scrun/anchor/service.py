@@ -38,7 +38,7 @@ from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_slurm_version, parse_step_containers, parse_step_list
+from scrun.slurm.parse import parse_job_info, parse_slurm_version, parse_step_containers, parse_step_list
 from scrun.slurm.runner import run_async, spawn_async
 from scrun.store.records import (
     SOCKET_NAME,
@@ -52,6 +52,8 @@ from scrun.store.records import (
 
 # After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
 STEP_STOP_TIMEOUT = 20.0
+# How often a pending job's reason is refreshed (one squeue per pending container).
+PENDING_REFRESH = 5.0
 
 
 class Anchor:
@@ -68,6 +70,7 @@ class Anchor:
         self.job_env: dict[str, str] = {}
         self.allocation: Allocation | None = None  # None: an existing job (SLURM_JOB_ID), or none yet
         self._holder_watch: asyncio.Future | None = None
+        self._pending_watch: asyncio.Future | None = None
         self.srun: asyncio.subprocess.Process | None = None
         self.slurm_version: tuple[int, int, int] = (22, 5, 0)
         self.start_requested = asyncio.Event()
@@ -197,6 +200,7 @@ class Anchor:
                 self.record.job_id = self.req.existing_job_id
                 self.record.own_allocation = False
                 self.job_env = dict(self.req.caller_slurm_env)
+                self._job_known("RUNNING", nodes=self.job_env.get("SLURM_JOB_NODELIST", ""))  # create checked it
                 self.save()
             else:
                 await self._allocate()
@@ -235,8 +239,14 @@ class Anchor:
         salloc = os.path.join(os.path.dirname(self.req.srun_path), "salloc") if os.path.isabs(self.req.srun_path) else "salloc"
         self.allocation = Allocation(
             slurm_argv.build_salloc_argv(salloc, self.req.job_args, self.req.job_name), {**self.script_env, **self.env},
-            on_job_id=self._record_job_id, on_progress=lambda msg: self.notify_create("progress", msg=msg))
-        self.job_env = await self.allocation.acquire()
+            on_job_id=self._record_job_id, on_progress=lambda msg: self.notify_create("progress", msg=msg),
+            on_queued=self._job_queued)
+        try:
+            self.job_env = await self.allocation.acquire()
+        finally:
+            if self._pending_watch is not None:
+                self._pending_watch.cancel()
+        self._job_known("RUNNING", nodes=self.job_env.get("SLURM_JOB_NODELIST", ""))
         self.log.info("job %s allocated on %s", self.record.job_id, self.job_env.get("SLURM_JOB_NODELIST", "?"))
         self._holder_watch = asyncio.ensure_future(self._watch_holder(self.allocation))
 
@@ -266,6 +276,33 @@ class Anchor:
         else:
             self.log.warning("salloc, which held job %s, ended (%s); the job lives on and is cancelled when the "
                              "container ends", self.record.job_id, proc.returncode)
+
+    def _job_known(self, state: str, nodes: str | None = None, reason: str = "") -> None:
+        """What `state` and `list` show of the job (saved with the next record write)."""
+        self.record.job_state = state
+        self.record.pending_reason = reason
+        if nodes is not None:
+            self.record.nodes = nodes
+
+    def _job_queued(self, job_id: int) -> None:
+        self._job_known("PENDING")
+        self.save()
+        self._pending_watch = asyncio.ensure_future(self._watch_pending(job_id))
+
+    async def _watch_pending(self, job_id: int) -> None:
+        """While the job waits, keep its reason current (squeue every PENDING_REFRESH seconds):
+        `state` then answers from the record, with no slurmctld round trip of its own."""
+        while True:
+            try:
+                _, out, _ = await run_async(slurm_argv.build_job_info_argv("squeue", [job_id]), env=self.slurm_env(),
+                                            timeout=30, check=False)
+            except SlurmError:
+                out = b""
+            info = parse_job_info(out.decode(errors="replace")).get(job_id)
+            if info is not None and info.state == "PENDING" and info.reason != self.record.pending_reason:
+                self._job_known("PENDING", reason=info.reason)
+                self.save()
+            await asyncio.sleep(PENDING_REFRESH)
 
     def _record_job_id(self, job_id: int) -> None:
         self.record.job_id = job_id
@@ -644,6 +681,9 @@ class Anchor:
         allocation, self.allocation = self.allocation, None  # first: the holder's watch sees it is ours
         if allocation is not None:
             await allocation.release(self.slurm_env())
+            ended = "COMPLETED" if allocation.granted and not allocation.revoked.is_set() else "CANCELLED"
+            self._job_known(ended, reason="")
+            self.save()
         if self._holder_watch is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._holder_watch, 5)

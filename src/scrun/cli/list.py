@@ -16,51 +16,61 @@ def add_arguments(parser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only the container ids")
 
 
-def job_states(job_ids: list[int]) -> dict[int, str]:
-    """Slurm's state of each job (PENDING, RUNNING …), in one squeue call; {} when Slurm cannot say."""
-    from scrun.slurm.argv import build_job_state_argv
-    from scrun.slurm.parse import parse_job_states
+def job_info(job_ids: list[int]) -> dict:
+    """Slurm's word on each job (state, pending reason, nodes), in one squeue call; {} when Slurm
+    cannot say (then the anchors' last word, from the records, stands)."""
+    from scrun.slurm.argv import build_job_info_argv
+    from scrun.slurm.parse import parse_job_info
     from scrun.slurm.runner import run
 
     if not job_ids:
         return {}
     try:
-        proc = run(build_job_state_argv("squeue", job_ids), timeout=30, check=False)
+        proc = run(build_job_info_argv("squeue", job_ids), timeout=30, check=False)
     except ScrunError:
         return {}
-    return parse_job_states(proc.stdout.decode(errors="replace"))
+    return parse_job_info(proc.stdout.decode(errors="replace"))
 
 
 def rows(root: str) -> list[dict[str, object]]:
-    """State documents (plus `job` and `job_state`) of every readable container; a half-made one is
-    skipped, as runc does. A job squeue no longer knows has ended: its state is empty."""
+    """State documents (plus `job`, `job_state`, `nodes`, `reason`) of every readable container; a
+    half-made one is skipped, as runc does. A job squeue no longer knows has ended: its last
+    state is the one its anchor recorded."""
     check_owned(root, follow=True)
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:
         return []
-    out = []
+    records = []
     for name in names:
         try:
-            doc = read_record(root, name)
+            records.append(read_record(root, name))
         except ScrunError:
             continue
+    slurm = job_info([doc["job_id"] for doc in records if isinstance(doc.get("job_id"), int)])
+    out = []
+    for doc in records:
         state = state_document(doc, live_status(doc))
-        state["job"] = doc.get("job_id")
+        job = doc.get("job_id")
+        info = slurm.get(job) if isinstance(job, int) else None
+        state["job"] = job
+        state["job_state"] = info.state if info else doc.get("job_state", "")
+        state["nodes"] = info.nodes if info else doc.get("nodes", "")
+        state["reason"] = info.reason if info else doc.get("pending_reason", "")
         out.append(state)
-    slurm = job_states([s["job"] for s in out if isinstance(s["job"], int)])
-    for s in out:
-        s["job_state"] = slurm.get(s["job"], "") if isinstance(s["job"], int) else ""
     return out
 
 
+COLUMNS = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE", "NODES", "REASON")
+
+
 def table(states: list[dict[str, object]]) -> str:
-    """runc's columns, then the job: ID PID STATUS BUNDLE CREATED OWNER JOB JOB-STATE."""
-    header = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE")
-    lines = [header] + [(str(s["id"]), str(s["pid"]), str(s["status"]), str(s["bundle"]), str(s["created"]),
-                         str(s["owner"]), "" if s["job"] is None else str(s["job"]), str(s["job_state"]))
-                        for s in states]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    """runc's columns, then the job's: id, state, nodes, why it pends."""
+    lines = [COLUMNS] + [(str(s["id"]), str(s["pid"]), str(s["status"]), str(s["bundle"]), str(s["created"]),
+                          str(s["owner"]), "" if s["job"] is None else str(s["job"]), str(s["job_state"]),
+                          str(s["nodes"]), str(s["reason"]))
+                         for s in states]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from scrun.errors import ScrunError
 
-USAGE = "<exec|pause|resume|ps|update|run|checkpoint|restore|events|spec|features> …"
+USAGE = "<pause|resume|ps|update|run|checkpoint|restore|events|spec|features> …"
 
 REASONS = {
-    "exec": "a container runs as a Slurm job step on a compute node; run more in its allocation with "
-            "`srun --jobid <job> --overlap --container <bundle> …` (`scrun state` shows the bundle)",
     "pause": "Slurm can suspend whole jobs only: `scontrol suspend <job>` (root)",
     "resume": "Slurm can resume whole jobs only: `scontrol resume <job>` (root)",
     "ps": "the processes run on a compute node: `squeue --steps --jobs <job>` or `sstat`",

@@ -65,9 +65,33 @@ def build_step_list_argv(squeue: str, job_id: int) -> list[str]:
     return [squeue, "--noheader", "--steps", f"--jobs={job_id}", "--format=%i %j"]
 
 
+def build_step_nodes_argv(squeue: str, job_id: int) -> list[str]:
+    """Steps of a job with their names and nodes: `<job>.<step>|<name>|<nodes>` (exec finds its node)."""
+    return [squeue, "--noheader", "--steps", f"--jobs={job_id}", "--format=%i|%j|%N"]
+
+
+def build_exec_srun_argv(srun: str, srun_args: Sequence[str], *, job_id: int, node: str, name: str, pty: bool,
+                         command: str) -> list[str]:
+    """An overlapping one-task step on the container's node that runs `command` (core.nodeexec)."""
+    argv = [srun, *srun_args, f"--jobid={job_id}", "--overlap", f"--nodelist={node}", "--nodes=1", "--ntasks=1",
+            f"--job-name={name}", "--no-kill", "--quiet"]
+    if pty:
+        argv.append("--pty")
+    return [*argv, "--", "/bin/sh", "-c", command]
+
+
 def build_job_state_argv(squeue: str, job_ids: Sequence[int]) -> list[str]:
     """`<id> <STATE>` per line for the given jobs (those squeue still knows)."""
     return [squeue, "--noheader", f"--jobs={','.join(str(j) for j in job_ids)}", "--format=%i %T"]
+
+
+# Fields of build_job_info_argv, in order; "|" cannot occur in any of them.
+JOB_INFO_FORMAT = "%i|%T|%r|%N"
+
+
+def build_job_info_argv(squeue: str, job_ids: Sequence[int]) -> list[str]:
+    """Per job squeue still knows: `<id>|<STATE>|<reason>|<nodes>` (parse.parse_job_info)."""
+    return [squeue, "--noheader", f"--jobs={','.join(str(j) for j in job_ids)}", f"--format={JOB_INFO_FORMAT}"]
 
 
 def build_step_show_argv(scontrol: str, job_id: int) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 _SALLOC_PATTERNS = (
     ("pending", re.compile(r"Pending job allocation (\d+)")),
@@ -55,6 +56,17 @@ def parse_step_list(text: str) -> list[tuple[str, str]]:
     return steps
 
 
+def parse_step_nodes(text: str) -> list[tuple[str, str, str]]:
+    """slurm.argv.build_step_nodes_argv output → [(step id after the dot, step name, nodes)]."""
+    steps = []
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 3 or "." not in fields[0]:
+            continue
+        steps.append((fields[0].split(".", 1)[1], fields[1].strip(), fields[2].strip()))
+    return steps
+
+
 _STEP_ID = re.compile(r"(?:^|\s)StepId=\d+\.(\S+)")
 _CONTAINER_ID = re.compile(r"(?:^|\s)ContainerID=(\S*)")
 
@@ -78,4 +90,24 @@ def parse_job_states(text: str) -> dict[int, str]:
         fields = line.split()
         if len(fields) == 2 and fields[0].isdigit():
             out[int(fields[0])] = fields[1]
+    return out
+
+
+class JobInfo(NamedTuple):
+    state: str    # PENDING, RUNNING, COMPLETING …
+    reason: str   # why it pends (Resources, Priority, Dependency …); "" when it does not
+    nodes: str    # the node list once it runs; "" before
+
+
+def parse_job_info(text: str) -> dict[int, JobInfo]:
+    """squeue with slurm.argv.JOB_INFO_FORMAT → {job id: JobInfo}; other lines are skipped.
+
+    squeue says "None" for no reason and prints no nodes for a pending job."""
+    out: dict[int, JobInfo] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4 or not fields[0].isdigit():
+            continue
+        state, reason, nodes = (f.strip() for f in fields[1:])
+        out[int(fields[0])] = JobInfo(state, "" if reason == "None" else reason, nodes)
     return out

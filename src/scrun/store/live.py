@@ -107,7 +107,7 @@ def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
         "status": status,
         "pid": doc.get("anchor_pid", 0) if status != "stopped" else 0,
         "bundle": doc["bundle"],
-        "annotations": doc.get("annotations", {}),
+        "annotations": {**doc.get("annotations", {}), **job_annotations(doc)},
         "created": doc.get("created", ""),
         "owner": doc.get("owner", ""),
     }
@@ -118,3 +118,16 @@ def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
         state["reason"] = (f"its anchor (pid {doc.get('anchor_pid')}) died without an exit code; the job holder "
                            "released the job (`delete --force` cleans up)")
     return state
+
+
+# The job, in the state's annotations (strings, as the runtime-spec's annotations are): engines
+# keep annotations they do not know, and show them (podman inspect's State has them).
+JOB_ANNOTATIONS = (("org.slurm.job_id", "job_id"), ("org.slurm.job_state", "job_state"),
+                   ("org.slurm.nodes", "nodes"), ("org.slurm.reason", "pending_reason"))
+
+
+def job_annotations(doc: dict[str, object]) -> dict[str, str]:
+    """org.slurm.* of a record: the ones the anchor knows (none before the job exists)."""
+    if doc.get("job_id") is None:
+        return {}
+    return {key: str(doc[field]) for key, field in JOB_ANNOTATIONS if doc.get(field) not in (None, "")}

@@ -44,6 +44,11 @@ class ContainerRecord:
     # the step ran, and how long the rest took around it (bench/run.py reports both).
     step_started: float | None = None
     step_ended: float | None = None
+    # The job as the anchor last knew it (state/list show them without asking slurmctld):
+    # PENDING/RUNNING/COMPLETED/CANCELLED, the node list once granted, why it pends.
+    job_state: str = ""
+    nodes: str = ""
+    pending_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
