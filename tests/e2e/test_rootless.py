@@ -98,6 +98,18 @@ def test_exit_code_and_separate_streams(clean_after):
     assert b"to-err\n" in proc.stderr and b"to-out" not in proc.stderr
 
 
+def test_exec_as_the_user(clean_after):
+    """podman exec in a rootless container: the node's runtime state is the user's, the process too."""
+    name = f"rx-{os.getpid()}"
+    assert podman(A, "run", "-d", "--name", name, IMAGE, "sh", "-c", "echo hi > /tmp/mark; sleep 60").returncode == 0
+    try:
+        wait_for(lambda: podman(A, "exec", name, "test", "-f", "/tmp/mark").returncode == 0, 30, "the container's file")
+        proc = podman(A, "exec", name, "sh", "-c", "cat /tmp/mark; id -u; exit 4")
+        assert proc.returncode == 4 and proc.stdout == b"hi\n0\n", proc.stderr
+    finally:
+        podman(A, "rm", "-f", "-t", "0", name)
+
+
 def test_stdin_is_byte_exact(clean_after):
     data = bytes(range(256)) * 256 + b"no newline at the end"
     proc = podman(A, "run", "--rm", "-i", IMAGE, "cat", input=data)
