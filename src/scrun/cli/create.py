@@ -150,6 +150,7 @@ def run(settings, args) -> int:
 
 def _create(settings, args, anchor: PrestartedAnchor) -> int:
     from scrun.anchor.request import AnchorRequest
+    from scrun.cli.pidfile import write_pid_file
     from scrun.config.defaults import site_lua_script
     from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config
     from scrun.core.bundle import load_bundle_config
@@ -226,7 +227,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:
-            _write_pid_file(pid_file, created_pid)
+            write_pid_file(pid_file, created_pid)
     except BaseException:
         _undo(settings, container_id, anchor.child if anchor.handed_over else None)
         raise
@@ -281,13 +282,3 @@ def _check_mapped_root_reaches_rootfs(cfg) -> None:
     error = mapped_root_error(cfg.root_path, cfg.linux)
     if error:
         raise InvalidInputError(error)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """Atomically, without a trailing newline (docker reads it that way)."""
-    from scrun.store.records import write_text_atomic
-
-    try:
-        write_text_atomic(path, str(pid), mode=0o644)
-    except OSError as exc:
-        raise InvalidInputError(f"--pid-file {path}: cannot write: {exc.strerror}") from None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from typing import NamedTuple
 
 from scrun.errors import ConfigError, ScrunError
@@ -144,6 +143,8 @@ def containers_conf_files() -> list[str]:
 
 
 def check_podman(settings) -> list[Check]:
+    import shutil
+
     from scrun.core.hostsetup import podman_registration
 
     if not shutil.which("podman"):
@@ -161,6 +162,8 @@ def check_podman(settings) -> list[Check]:
 
 
 def check_docker(settings) -> Check:
+    import shutil
+
     from scrun.core.hostsetup import docker_registration
 
     if not shutil.which("dockerd") and not shutil.which("docker"):

@@ -133,9 +133,9 @@ def run(settings, args) -> int:
     if slave is not None:
         os.close(slave)
     if args.pid_file:
-        from scrun.cli.create import _write_pid_file
+        from scrun.cli.pidfile import write_pid_file
 
-        _write_pid_file(os.path.abspath(args.pid_file), pid)
+        write_pid_file(os.path.abspath(args.pid_file), pid)
     return 0
 
 
