@@ -1,9 +1,10 @@
 """The anchor as a child of `create`: forked, not exec'd.
 
-A fresh interpreter (`python -m scrun.anchor`) pays its start-up and every import again, ~100 ms
-on a loaded 2-core node, on create's critical path (create waits for the anchor to spawn
-salloc). A fork starts with everything create has imported; it imports the rest (asyncio) while
-create still checks its input, and is ready before create hands it the container.
+A fresh interpreter (`python -m scrun.anchor`, until 0.1) paid its start-up again and was ready
+~50 ms after create had finished its checks, on create's critical path (create waits for the
+anchor to spawn salloc). create now forks first thing, before its own imports; the child imports
+what the service needs (asyncio, and lupa when there is a scrun.lua) while create imports and
+checks. That import (~50 ms) is still the longest part of create: README's profile.
 
 The child keeps fds 0–2 (the container's stdio, as conmon or the shim passed them) and its two
 pipes, closes every other fd create had, leaves create's session, and never returns into
@@ -143,7 +144,7 @@ class PrestartedAnchor:
 
 
 def fork_anchor(go_read: int, ready_write: int, lua_script: str) -> AnchorChild:
-    """Fork; the child serves one container (anchor.__main__.serve) and exits."""
+    """Fork; the child serves one container (serve) and exits."""
     pid = os.fork()
     if pid:
         return AnchorChild(pid)
