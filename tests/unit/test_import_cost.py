@@ -1,0 +1,41 @@
+"""The verbs engines call after `create` (state, start, kill, delete) stay cheap to start.
+
+podman calls them without --root, once or more per container, on its critical path: each heavy
+module they pull in costs 5–35 ms here (dataclasses ~20 ms through inspect and ast; typing ~10;
+logging ~20). A fresh interpreter imports exactly what one such call would, and the heavy
+modules must not be among them.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("dataclasses", "typing", "asyncio", "logging", "argparse", "json", "subprocess", "inspect", "enum",
+         "socket", "shutil", "tempfile", "lupa")
+
+PROBE = """
+import sys
+before = set(sys.modules)
+from scrun.cli.fast import parse_fast, resolve_root
+args = parse_fast(sys.argv[1:])
+assert args is not None, "the fast path refused " + repr(sys.argv[1:])
+resolve_root(args)
+from scrun.cli import {verb}
+from scrun.anchor import client
+print(sorted(set(sys.modules) - before))
+"""
+
+
+@pytest.mark.parametrize("argv", [["state", "c1"], ["start", "c1"], ["kill", "c1", "TERM"], ["delete", "--force", "c1"]],
+                         ids=lambda a: a[0])
+def test_post_create_verbs_import_nothing_heavy(argv):
+    # -S as the installed launcher runs (tools/cluster/launcher.py); -I keeps the user's site out.
+    probe = PROBE.format(verb=argv[0])
+    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + probe, *argv],
+                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    loaded = set(ast.literal_eval(out))
+    assert "scrun.cli.fast" in loaded  # the probe measured something
+    assert not loaded & set(HEAVY), f"`scrun {argv[0]}` imports {sorted(loaded & set(HEAVY))}"
