@@ -14,11 +14,12 @@ import signal
 import subprocess
 from collections.abc import Callable
 
+from scrun.anchor.holder import HOLDER_SPAWN, abandon
 from scrun.errors import SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
 from scrun.slurm.parse import parse_env0, parse_salloc_line
-from scrun.slurm.runner import run_async, spawn_async
+from scrun.slurm.runner import AdoptedProcess, adopt_async, run_async, spawn_async
 
 RELEASE_TIMEOUT = 15.0
 _READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
@@ -26,14 +27,16 @@ _READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
 
 class Allocation:
     def __init__(self, argv: list[str], env: dict[str, str], *, on_job_id: Callable[[int], None],
-                 on_progress: Callable[[str], None], on_queued: Callable[[int], None] = lambda job_id: None):
+                 on_progress: Callable[[str], None], on_queued: Callable[[int], None] = lambda job_id: None,
+                 spawned: subprocess.Popen | None = None):
         self.argv = argv
+        self.spawned = spawned  # salloc already running (holder.spawn_early: before the loop existed)
         self.env = env
         self.on_job_id = on_job_id
         self.on_progress = on_progress
         self.on_queued = on_queued  # the job waits for resources (once, when salloc says so)
         self.log = get_logger()
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | AdoptedProcess | None = None
         self.job_id: int | None = None
         self.job_env: dict[str, str] = {}
         self.revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
@@ -47,8 +50,15 @@ class Allocation:
         """Wait for the grant; return the job's SLURM_* environment. Raises SlurmError."""
         self.log.debug("allocating: %s", self.argv)
         try:
-            self.proc = await spawn_async(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, env=self.env, cwd="/", start_new_session=True)
+            if self.spawned is not None:
+                spawned, self.spawned = self.spawned, None
+                try:
+                    self.proc = await adopt_async(spawned)
+                except BaseException:
+                    abandon(spawned)
+                    raise
+            else:
+                self.proc = await spawn_async(self.argv, **HOLDER_SPAWN, env=self.env)
         except FileNotFoundError:
             raise SlurmError(f"`{self.argv[0]}` not found: install slurm-client or set SrunPath in oci.conf") from None
         watcher = asyncio.ensure_future(self._watch_stderr())

@@ -185,38 +185,92 @@ def _keep_only_fds(*keep: int) -> None:
 
 def serve(go_fd: int, ready_fd: int, lua_script: str) -> int:
     """The child's life: import the service, wait for the container, run it; the exit code."""
-    # The heavy imports happen now, while create still checks its input (why there is a go pipe).
-    # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
-    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    # The heavy imports run in a thread from now on, while create still checks its input (why
+    # there is a go pipe); the main thread waits for the container and starts its salloc the
+    # moment it arrives (holder.spawn_early), so the job request does not wait for asyncio.
+    importer = _ServiceImport(lua_script)
+    importer.start()
+    try:
+        handed = _wait_for_go(go_fd)
+    except BaseException:
+        importer.join()
+        raise
+    if handed is None:
+        importer.join()
+        return 0  # create gave up before the hand-over: nothing to do
+    root, container_id = handed
+    from scrun.anchor.holder import abandon, spawn_early
+    from scrun.anchor.request import AnchorRequest
+    from scrun.store.records import container_dir
+
+    stdio = _move_stdio(os.path.join(container_dir(root, container_id), "anchor.log"))
+    request = AnchorRequest.load(root, container_id)
+    early = spawn_early(request)
+    try:
+        importer.join()
+        return _run_service(request, ready_fd, stdio, early)
+    finally:
+        if early is not None and early.returncode is None:
+            abandon(early)  # the anchor ended without its loop having ended salloc
+
+
+class _ServiceImport:
+    """The anchor's imports, in a thread (the main thread meanwhile waits on the go pipe)."""
+
+    def __init__(self, lua_script: str):
+        import threading
+
+        self.lua_script = lua_script
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="import", daemon=True)
+
+    def start(self) -> None:
+        # The main thread must get the GIL back at once when create's go arrives: 0.5 ms, not
+        # the default 5 ms, while both threads run (restored once the import is done).
+        sys.setswitchinterval(0.0005)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
+            sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+            import asyncio  # noqa: F401
+            import logging  # noqa: F401
+
+            import scrun.anchor.service  # noqa: F401
+
+            if os.path.exists(self.lua_script):
+                import scrun.lua.host  # noqa: F401  (lupa: ~10 ms, not after the hand-over)
+        except BaseException as exc:  # re-raised in the main thread by join()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join()
+        sys.setswitchinterval(0.005)
+        # The CLI runs without the cycle collector (cli.entry); the anchor lives long, so it
+        # collects again, but never walks what it imported (permanent until it exits).
+        gc.freeze()
+        gc.enable()
+        if self.error is not None:
+            raise self.error
+
+
+def _run_service(request, ready_fd: int, stdio: tuple[int, int, int], early) -> int:
     import asyncio
     import logging
 
-    from scrun.anchor.request import AnchorRequest
     from scrun.anchor.service import Anchor
     from scrun.log import LogConfig, py_level, setup_logging
-    from scrun.store.records import container_dir
 
-    if os.path.exists(lua_script):
-        import scrun.lua.host  # noqa: F401  (lupa: ~10 ms, not after the hand-over)
-    # The CLI runs without the cycle collector (cli.entry); the anchor lives long, so it
-    # collects again, but never walks what it imported (permanent until it exits).
-    gc.freeze()
-    gc.enable()
-    handed = _wait_for_go(go_fd)
-    if handed is None:
-        return 0  # create gave up before the hand-over: nothing to do
-    root, container_id = handed
-    stdio = _move_stdio(os.path.join(container_dir(root, container_id), "anchor.log"))
-    request = AnchorRequest.load(root, container_id)
     logger = setup_logging(LogConfig(stderr_level=max(request.file_level, 4), file_level=request.file_level,
                                      syslog_level=request.syslog_level, log_file=request.log_file,
-                                     log_format=request.log_format, prog=f"scrun[{container_id[:12]}]"))
+                                     log_format=request.log_format, prog=f"scrun[{request.id[:12]}]"))
     try:
         if sys.version_info < (3, 12):
             # Children (salloc, srun) watched through pidfds, as 3.12+ does by default: 3.11's
             # default starts a thread per child, on create's and start's critical path.
             asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
-        return asyncio.run(Anchor(request, ready_fd, stdio).run())
+        return asyncio.run(Anchor(request, ready_fd, stdio, early_holder=early).run())
     except Exception as exc:  # the anchor must never die silently: say why in its log
         logger.log(py_level(1), "anchor failed: %r", exc, exc_info=True)
         try:

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any, NamedTuple
 
+from scrun.anchor import holder
 from scrun.anchor.allocation import Allocation
 from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
 from scrun.anchor.request import AnchorRequest
@@ -57,8 +58,11 @@ PENDING_REFRESH = 5.0
 
 
 class Anchor:
-    def __init__(self, request: AnchorRequest, ready_fd: int | None, stdio: tuple[int, int, int]):
+    def __init__(self, request: AnchorRequest, ready_fd: int | None, stdio: tuple[int, int, int],
+                 early_holder: subprocess.Popen | None = None):
         self.req = request
+        # salloc started before the loop (holder.spawn_early); None once Allocation adopts it.
+        self.early_holder = early_holder
         self.log = get_logger()
         self.dir = container_dir(request.root, request.id)
         self.record: ContainerRecord = load_record(request.root, request.id)
@@ -92,8 +96,7 @@ class Anchor:
     # ------------------------------------------------------------------ helpers
 
     def _base_env(self) -> dict[str, str]:
-        env = {"PATH": self.req.path_env, "SLURM_CONF": self.req.slurm_conf}
-        return env
+        return holder.base_env(self.req)
 
     def save(self) -> None:
         save_record(self.req.root, self.record)
@@ -236,11 +239,11 @@ class Anchor:
             self.log.debug("cannot tell the Slurm version (%s); assuming 22.05", exc)
 
     async def _allocate(self) -> None:
-        salloc = os.path.join(os.path.dirname(self.req.srun_path), "salloc") if os.path.isabs(self.req.srun_path) else "salloc"
+        spawned, self.early_holder = self.early_holder, None
         self.allocation = Allocation(
-            slurm_argv.build_salloc_argv(salloc, self.req.job_args, self.req.job_name), {**self.script_env, **self.env},
+            holder.holder_argv(self.req), holder.holder_env(self.req, self.script_env),
             on_job_id=self._record_job_id, on_progress=lambda msg: self.notify_create("progress", msg=msg),
-            on_queued=self._job_queued)
+            on_queued=self._job_queued, spawned=spawned)
         try:
             self.job_env = await self.allocation.acquire()
         finally:

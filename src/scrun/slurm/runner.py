@@ -5,15 +5,17 @@ namespace) makes it run with the real ids: see core.identity.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scrun.errors import SlurmError
 from scrun.log import DEBUG2, get_logger
+
+if TYPE_CHECKING:  # asyncio is imported where it is used: spawn() runs before the anchor has it
+    import asyncio
 
 
 def _describe(argv: Sequence[str]) -> str:
@@ -38,8 +40,77 @@ async def spawn_async(argv: Sequence[str], **kwargs: Any) -> asyncio.subprocess.
 
     A missing command raises FileNotFoundError (the caller decides: 127 for the container's srun).
     """
+    import asyncio
+
     get_logger().log(DEBUG2, "spawn: %s", _describe(argv))
     return await asyncio.create_subprocess_exec(*slurm_command(argv), **kwargs)
+
+
+def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+    """spawn_async() before there is an event loop (the anchor's salloc, while asyncio still
+    imports); adopt_async() hands the process to the loop afterwards."""
+    return subprocess.Popen(slurm_command(argv), **kwargs)
+
+
+class AdoptedProcess:
+    """A subprocess.Popen started before the loop, as the anchor uses asyncio's Process:
+    stdin (closed to end it), stdout/stderr as StreamReaders, wait(), returncode, signals."""
+
+    def __init__(self, popen: subprocess.Popen, stdout: asyncio.StreamReader | None,
+                 stderr: asyncio.StreamReader | None, exited: asyncio.Future):
+        self.popen, self.pid = popen, popen.pid
+        self.stdin, self.stdout, self.stderr = popen.stdin, stdout, stderr
+        self._exited = exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        import asyncio
+
+        await asyncio.shield(self._exited)
+        assert self.popen.returncode is not None
+        return self.popen.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen.returncode is None:  # never signal a reaped pid: it may be another process now
+            self.popen.send_signal(sig)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+
+async def adopt_async(popen: subprocess.Popen) -> AdoptedProcess:
+    """Watch a spawn()ed process from the running loop: its pipes become StreamReaders (the
+    limit asyncio's own subprocesses use), its end is seen through a pidfd (no SIGCHLD, no thread)."""
+    import asyncio
+    import os
+
+    loop = asyncio.get_running_loop()
+
+    async def reader(pipe) -> asyncio.StreamReader | None:
+        if pipe is None:
+            return None
+        stream = asyncio.StreamReader(limit=2 ** 16, loop=loop)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream, loop=loop), pipe)
+        return stream
+
+    stdout, stderr = await reader(popen.stdout), await reader(popen.stderr)
+    exited = loop.create_future()
+    pidfd = os.pidfd_open(popen.pid)  # also for a process that has already ended (a zombie)
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        popen.wait()  # reaps at once: it has ended
+        if not exited.done():
+            exited.set_result(popen.returncode)
+
+    loop.add_reader(pidfd, on_exit)
+    return AdoptedProcess(popen, stdout, stderr, exited)
 
 
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = 60,
@@ -64,6 +135,8 @@ async def run_async(argv: Sequence[str], *, env: Mapping[str, str] | None = None
     """run() for the anchor's event loop: returns (returncode, stdout, stderr)."""
     log = get_logger()
     log.log(DEBUG2, "run: %s", _describe(argv))
+    import asyncio
+
     try:
         proc = await asyncio.create_subprocess_exec(
             *slurm_command(argv), env=dict(env) if env is not None else None,
