@@ -7,12 +7,12 @@ syslog (off by default). Nothing is configured at import time.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
 import os
 import sys
+from collections import namedtuple
 from collections.abc import Mapping
 
 from scrun.errors import ConfigError
@@ -37,14 +37,11 @@ def parse_level(text: str) -> int:
     raise ValueError(f"invalid log level {text!r}: use one of {', '.join(LEVEL_NAMES)} or 0-9")
 
 
-@dataclasses.dataclass(frozen=True)
-class LogConfig:
-    stderr_level: int = 3
-    file_level: int = 3
-    syslog_level: int = 0
-    log_file: str | None = None
-    log_format: str = "text"
-    prog: str = "scrun"
+class LogConfig(namedtuple("LogConfig", "stderr_level file_level syslog_level log_file log_format prog",
+                           defaults=(3, 3, 0, None, "text", "scrun"))):
+    """Slurm levels (0–9) of the three sinks, the --log file and its format, the name in lines."""
+
+    __slots__ = ()
 
 
 def log_config_from(env: Mapping[str, str], *, verbose: int = 0, debug: bool = False,

@@ -129,8 +129,7 @@ def test_json_log_lines_have_level_msg_time(tmp_path):
 def test_settings_object_is_frozen(tmp_path):
     s = build_settings(root_flag=str(tmp_path), slurm_conf_flag=None, env={}, identity=_ids(0), verbose=0, debug=False,
                        log_file=None, log_format=None)
-    import dataclasses
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         s.root = "/x"
     with pytest.raises(ConfigError, match="SCRUN_DEBUG"):
         build_settings(root_flag=None, slurm_conf_flag=None, env={"SCRUN_DEBUG": "x"}, identity=_ids(0), verbose=0,

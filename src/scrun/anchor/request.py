@@ -1,50 +1,42 @@
 """What `create` hands to the anchor it starts: everything decided before the job exists."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from typing import Any
+from collections import namedtuple
 
 from scrun.store.records import READY_NAME, container_dir, write_json_atomic
 
 
-@dataclasses.dataclass(frozen=True)
-class AnchorRequest:
-    root: str
-    id: str
-    bundle: str
-    config_file: str
-    args: tuple[str, ...]
-    terminal: bool
-    console_socket: str | None
-    console_size: tuple[int, int] | None
-    job_args: tuple[str, ...]
-    step_args: tuple[str, ...]
-    job_name: str
-    step_name: str
-    srun_path: str
-    srun_args: tuple[str, ...]
-    slurm_conf: str
-    existing_job_id: int | None        # SLURM_JOB_ID of the caller: run as a step of that job
-    caller_slurm_env: dict[str, str]   # SLURM_* of the caller, for existing-allocation mode
-    lua_script: str | None
-    script_env: dict[str, str]         # SCRUN_* output variables for Lua and the Slurm commands
-    log_file: str | None
-    log_format: str
-    file_level: int
-    syslog_level: int
-    path_env: str
-    lua_timeout: float = 600.0         # seconds each scrun.lua hook may take (SCRUN_LUA_TIMEOUT)
+# (field, what it is); a namedtuple, not a dataclass: see config.conffile.ConfLine.
+_FIELDS = (
+    "root", "id", "bundle", "config_file",
+    "args",                # process.args
+    "terminal", "console_socket",
+    "console_size",        # (rows, cols) or None
+    "job_args", "step_args", "job_name", "step_name", "srun_path", "srun_args", "slurm_conf",
+    "existing_job_id",     # SLURM_JOB_ID of the caller: run as a step of that job
+    "caller_slurm_env",    # SLURM_* of the caller, for existing-allocation mode
+    "lua_script",
+    "script_env",          # SCRUN_* output variables for Lua and the Slurm commands
+    "log_file", "log_format", "file_level", "syslog_level", "path_env",
+    "lua_timeout",         # seconds each scrun.lua hook may take (SCRUN_LUA_TIMEOUT)
+)
+
+
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0,))):
+    """Everything create decided, for the anchor (request.json in the container's directory)."""
+
+    __slots__ = ()
 
     def save(self) -> None:
-        doc = dataclasses.asdict(self)
+        doc = self._asdict()
         write_json_atomic(os.path.join(container_dir(self.root, self.id), READY_NAME), doc)
 
     @classmethod
     def load(cls, root: str, container_id: str) -> AnchorRequest:
         with open(os.path.join(container_dir(root, container_id), READY_NAME), encoding="utf-8") as fh:
-            doc: dict[str, Any] = json.load(fh)
+            doc = json.load(fh)
         for key in ("args", "job_args", "step_args", "srun_args"):
             doc[key] = tuple(doc[key])
         if doc.get("console_size") is not None:

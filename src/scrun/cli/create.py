@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING
 
 from scrun.core.ids import default_job_name, step_name_for, validate_container_id
 from scrun.core.status import Status
 from scrun.errors import InvalidInputError, ScrunError, UsageError
 
+TYPE_CHECKING = False  # not typing's: its import is ~7 ms of create
 if TYPE_CHECKING:
     from scrun.anchor.child import AnchorChild, PrestartedAnchor
 

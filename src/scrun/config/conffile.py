@@ -1,20 +1,21 @@
 """Reader for Slurm's `Key=Value` files (slurm.conf, oci.conf), keeping file:line for errors."""
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import shlex
+from collections import namedtuple
 
 from scrun.errors import ConfigError
 
 
-@dataclasses.dataclass(frozen=True)
-class ConfLine:
-    key: str       # as written
-    value: str     # unquoted
-    path: str
-    lineno: int
+class ConfLine(namedtuple("ConfLine", "key value path lineno")):
+    """key as written, value unquoted, and where it was (path, lineno).
+
+    A namedtuple, like the other records on create's path: dataclasses imports inspect and
+    ast (~20 ms of every create here; bench/run.py, README's profile)."""
+
+    __slots__ = ()
 
     @property
     def where(self) -> str:

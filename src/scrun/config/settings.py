@@ -6,19 +6,20 @@ container's record, so they keep working under podman's minimal environment.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from scrun.core.identity import Identity
-    from scrun.log import LogConfig
+from collections import namedtuple
+from types import MappingProxyType
 
 from scrun.config.conffile import ConfLine, read_conf
 from scrun.config.defaults import LUA_TIMEOUT_DEFAULT, resolve_slurm_conf
 from scrun.errors import ConfigError
+
+TYPE_CHECKING = False  # not typing's: its import is ~7 ms of create
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from scrun.core.identity import Identity
 
 _OCI_BOOL = {"true", "yes", "y", "1"}
 _OCI_FALSE = {"false", "no", "n", "0"}
@@ -34,18 +35,13 @@ OCI_KEYS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class OciConf:
-    path: str | None                     # None: no oci.conf next to slurm.conf
-    srun_path: str = "srun"
-    srun_args: tuple[str, ...] = ()
-    disable_cleanup: bool = False
-    ignore_file_config_json: bool = False
-    stdio_debug: str | None = None
-    file_debug: str | None = None
-    syslog_debug: str | None = None
-    debug_flags: str | None = None
-    raw: Mapping[str, str] = dataclasses.field(default_factory=dict)
+class OciConf(namedtuple("OciConf", "path srun_path srun_args disable_cleanup ignore_file_config_json stdio_debug "
+                              "file_debug syslog_debug debug_flags raw",
+                              defaults=("srun", (), False, False, None, None, None, None, MappingProxyType({})))):
+    """oci.conf as scrun uses it. path None: there is none next to slurm.conf. raw: every key
+    (lower case) → value. A namedtuple, not a dataclass: see config.conffile.ConfLine."""
+
+    __slots__ = ()
 
 
 def _bool(line: ConfLine) -> bool:
@@ -127,17 +123,14 @@ def load_node_config(slurm_conf: str) -> OciConf:
 
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Everything a verb needs to know about its environment, decided once per process."""
+class Settings(namedtuple("Settings", "root root_note slurm_conf log env identity lua_timeout",
+                          defaults=(LUA_TIMEOUT_DEFAULT,))):
+    """Everything a verb needs to know about its environment, decided once per process:
+    root (root_note: set when the default root had to fall back), slurm_conf, log (LogConfig),
+    env, identity (our ids, and the real ones outside a user namespace), lua_timeout.
+    Immutable (a namedtuple, for create's start-up time: see config.conffile.ConfLine)."""
 
-    root: str
-    root_note: str | None        # set when the default root had to fall back
-    slurm_conf: str
-    log: LogConfig
-    env: Mapping[str, str]
-    identity: Identity           # our ids, and the real ones outside a user namespace
-    lua_timeout: float = LUA_TIMEOUT_DEFAULT
+    __slots__ = ()
 
 
 def lua_timeout_from(env: Mapping[str, str]) -> float:

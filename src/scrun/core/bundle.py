@@ -1,9 +1,9 @@
 """Reading and checking an OCI bundle's config.json."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+from collections import namedtuple
 
 from scrun.core.envlist import env_dict
 from scrun.core.options import OPTIONS_BY_ENV
@@ -13,23 +13,14 @@ from scrun.core.specchecks import (
 from scrun.errors import InvalidInputError
 
 
-@dataclasses.dataclass(frozen=True)
-class BundleConfig:
-    """What scrun needs from config.json; the file itself goes to the node untouched."""
+class BundleConfig(namedtuple("BundleConfig", "bundle config_file oci_version root_path args env terminal cwd "
+                                           "annotations console_size engine_requests linux")):
+    """What scrun needs from config.json; the file itself goes to the node untouched.
+    console_size: (rows, cols) from process.consoleSize, or None; engine_requests: SCRUN_*
+    values the engine's flags ask for (--cpus, --memory, org.slurm.* annotations); linux:
+    config.json's linux object, for create's checks."""
 
-    bundle: str
-    config_file: str
-    oci_version: str
-    root_path: str
-    args: tuple[str, ...]
-    env: tuple[str, ...]
-    terminal: bool
-    cwd: str
-    annotations: dict[str, str]
-    console_size: tuple[int, int] | None  # (rows, cols) from process.consoleSize
-    # SCRUN_* values the engine's flags ask for (--cpus, --memory, org.slurm.* annotations)
-    engine_requests: dict[str, str] = dataclasses.field(default_factory=dict)
-    linux: dict = dataclasses.field(default_factory=dict)  # config.json's linux object, for create's checks
+    __slots__ = ()
 
     def env_dict(self) -> dict[str, str]:
         return env_dict(self.env)

@@ -14,7 +14,7 @@ Two ways podman hands a runtime a rootfs that only its own mount namespace has:
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 # Filesystems rootless podman mounts for a container's rootfs (its vfs driver uses plain dirs).
 NAMESPACE_LOCAL_ROOTFS_TYPES = frozenset({"overlay", "fuse.fuse-overlayfs"})
@@ -35,11 +35,11 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-class Mount(NamedTuple):
-    device: str       # major:minor of the filesystem
-    root: str         # the directory of that filesystem mounted here ("/" for all of it)
-    point: str        # where
-    fstype: str
+class Mount(namedtuple("Mount", "device root point fstype")):
+    """device: major:minor of the filesystem; root: the directory of it mounted here ("/" for
+    all of it); point: where. collections' namedtuple: typing's costs create ~7 ms to import."""
+
+    __slots__ = ()
 
 
 def parse_mountinfo(text: str) -> list[Mount]:

@@ -7,8 +7,8 @@ these because salloc has no such option; we give those to the step instead.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
+from collections import namedtuple
 from collections.abc import Callable, Mapping
 
 from scrun.core.timefmt import INVALID, time_str2mins
@@ -89,13 +89,11 @@ def flag_is_set(value: str) -> bool:
     return v.isdigit() and int(v) != 0
 
 
-@dataclasses.dataclass(frozen=True)
-class OptionRow:
-    env: str
-    option: str           # long option of salloc/srun, e.g. "--time"
-    target: str           # JOB (salloc) or STEP (srun)
-    check: Callable[[str], str] | None  # None: a flag without value
-    note: str = ""
+class OptionRow(namedtuple("OptionRow", "env option target check note", defaults=("",))):
+    """env: the SCRUN_* name; option: salloc's/srun's long option ("--time"); target: JOB
+    (salloc) or STEP (srun); check: validates a value (None: a flag without value)."""
+
+    __slots__ = ()
 
 
 def _row(env: str, option: str, target: str = JOB, check: Callable[[str], str] | None = _text, note: str = "") -> OptionRow:
@@ -178,13 +176,10 @@ OPTION_TABLE: tuple[OptionRow, ...] = (
 OPTIONS_BY_ENV: Mapping[str, OptionRow] = {row.env: row for row in OPTION_TABLE}
 
 
-@dataclasses.dataclass(frozen=True)
-class JobOptions:
+class JobOptions(namedtuple("JobOptions", "job_args step_args job_name")):
     """Validated options: salloc arguments for the job and srun arguments for the step."""
 
-    job_args: tuple[str, ...]
-    step_args: tuple[str, ...]
-    job_name: str | None
+    __slots__ = ()
 
 
 def merge_option_env(caller_env: Mapping[str, str], container_env: Mapping[str, str]) -> dict[str, str]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from scrun.errors import InvalidInputError
+
+TYPE_CHECKING = False  # typing costs create ~7 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 ANNOTATION_PREFIX = "org.slurm."
 MIB = 1024 * 1024

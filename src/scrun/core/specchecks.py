@@ -8,9 +8,12 @@ outcome, only when and how clearly it is reported. Pure: the caller reads any fi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from scrun.errors import InvalidInputError
+
+TYPE_CHECKING = False  # typing costs create ~7 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 # runtime-spec config.md, POSIX process: "valid values are defined in getrlimit(3)".
 RLIMITS = frozenset({

@@ -9,13 +9,14 @@ import functools
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from scrun.errors import SlurmError
 from scrun.log import DEBUG2, get_logger
 
+TYPE_CHECKING = False  # not typing's: the anchor imports this before asyncio and typing
 if TYPE_CHECKING:  # asyncio is imported where it is used: spawn() runs before the anchor has it
     import asyncio
+    from typing import Any
 
 
 def _describe(argv: Sequence[str]) -> str:

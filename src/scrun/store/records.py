@@ -6,10 +6,9 @@ status and the exit code. The anchor is its only writer once it runs.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from typing import Any
+from types import SimpleNamespace
 
 from scrun.core.status import Status
 from scrun.errors import ContainerExistsError, NotOwnerError, StateError
@@ -17,50 +16,64 @@ from scrun.store.live import (  # noqa: F401
     RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, is_host_root, check_owned, pid_matches, process_starttime, read_record)
 
 READY_NAME = "request.json"
+TYPE_CHECKING = False  # typing costs create ~7 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclasses.dataclass
-class ContainerRecord:
-    id: str
-    bundle: str                      # current bundle (after Lua set_bundle_path)
-    orig_bundle: str
-    config_file: str
-    root_path: str
-    orig_root_path: str
-    oci_version: str
-    status: str = Status.CREATING
-    created: str = ""                # RFC3339, when create was called
-    owner: str = ""
-    uid: int = 0
-    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
-    anchor_pid: int = 0
-    anchor_starttime: int = 0        # /proc/<pid>/stat field 22, guards against pid reuse
-    job_id: int | None = None
-    own_allocation: bool = True      # False when running inside an existing job (SLURM_JOB_ID)
-    exit_code: int | None = None
-    slurm_conf: str = ""
-    stopped_reason: str = ""
+# The record's fields with their defaults; the first ones have none (create sets them).
+_REQUIRED = ("id", "bundle", "orig_bundle", "config_file", "root_path", "orig_root_path", "oci_version")
+_DEFAULTS: dict[str, Any] = {
+    "status": Status.CREATING,
+    "created": "",                # RFC3339, when create was called
+    "owner": "",
+    "uid": 0,
+    "annotations": None,          # → {} (config.json's annotations)
+    "anchor_pid": 0,
+    "anchor_starttime": 0,        # /proc/<pid>/stat field 22, guards against pid reuse
+    "job_id": None,
+    "own_allocation": True,       # False when running inside an existing job (SLURM_JOB_ID)
+    "exit_code": None,
+    "slurm_conf": "",
+    "stopped_reason": "",
     # Unix times of the container step's launch and end (srun spawned / exited): how long
     # the step ran, and how long the rest took around it (bench/run.py reports both).
-    step_started: float | None = None
-    step_ended: float | None = None
+    "step_started": None,
+    "step_ended": None,
     # The job as the anchor last knew it (state/list show them without asking slurmctld):
     # PENDING/RUNNING/COMPLETED/CANCELLED, the node list once granted, why it pends.
-    job_state: str = ""
-    nodes: str = ""
-    pending_reason: str = ""
+    "job_state": "",
+    "nodes": "",
+    "pending_reason": "",
+}
+FIELDS = frozenset((*_REQUIRED, *_DEFAULTS))
+
+
+class ContainerRecord(SimpleNamespace):
+    """The container's state.json, as attributes (the anchor updates them, then save_record).
+
+    SimpleNamespace (C, mutable, compared by value), not a dataclass: create builds one, and
+    dataclasses' import (inspect, ast) costs it ~20 ms here. Unknown or missing fields raise
+    TypeError, as a dataclass's constructor would."""
+
+    def __init__(self, **fields: Any):
+        missing = [name for name in _REQUIRED if name not in fields]
+        unknown = sorted(set(fields) - FIELDS)
+        if missing or unknown:
+            raise TypeError(f"ContainerRecord: missing {missing}, unknown {unknown}")
+        super().__init__(**{**_DEFAULTS, **fields})
+        if self.annotations is None:
+            self.annotations = {}
 
     def to_json(self) -> dict[str, Any]:
-        doc = dataclasses.asdict(self)
+        doc = dict(vars(self))
         doc["schema"] = SCHEMA_VERSION
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ContainerRecord:
         """From a record dict that store.live.read_record has read and checked (schema included)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in doc.items() if k in fields}
-        return cls(**values)
+        return cls(**{k: v for k, v in doc.items() if k in FIELDS})
 
 
 def container_dir(root: str, container_id: str) -> str:
