@@ -39,3 +39,25 @@ def test_post_create_verbs_import_nothing_heavy(argv):
     loaded = set(ast.literal_eval(out))
     assert "scrun.cli.fast" in loaded  # the probe measured something
     assert not loaded & set(HEAVY), f"`scrun {argv[0]}` imports {sorted(loaded & set(HEAVY))}"
+
+
+CREATE_PROBE = """
+import sys
+before = set(sys.modules)
+from scrun.cli.fast import parse_fast, run_verb  # noqa: F401
+import scrun.anchor.child, scrun.anchor.request, scrun.cli.context, scrun.cli.create  # noqa: E401
+import scrun.cli.pidfile, scrun.config.settings, scrun.core.bundle, scrun.core.executable, scrun.core.mounts  # noqa: E401
+import scrun.core.options, scrun.core.specchecks, scrun.store.records  # noqa: E401
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_create_and_the_anchors_hand_over_import_nothing_heavy():
+    """create's own path: no dataclasses (inspect, ast: ~20 ms), no typing, nothing of the
+    anchor's event loop (the forked anchor imports that in parallel)."""
+    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + CREATE_PROBE],
+                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    loaded = set(ast.literal_eval(out))
+    assert "scrun.cli.create" in loaded
+    heavy = loaded & {"dataclasses", "typing", "asyncio", "argparse", "inspect", "subprocess", "shutil", "tempfile", "lupa"}
+    assert not heavy, f"create imports {sorted(heavy)}"

@@ -232,6 +232,11 @@ class _ServiceImport:
 
     def _run(self) -> None:
         try:
+            # First what the main thread needs when the go arrives (holder.spawn_early).
+            import scrun.anchor.holder
+            import scrun.anchor.request
+            import scrun.slurm.runner  # noqa: F401
+
             # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
             sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
             import asyncio  # noqa: F401
