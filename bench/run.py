@@ -39,7 +39,7 @@ UPSTREAM = "/usr/bin/scrun"        # Debian 13's slurm-client: upstream's C scru
 UPSTREAM_ROOT = "/run/scrun-upstream"
 CORRECTNESS_RUNS = 5 if QUICK else 10
 PER_RUN_TIMEOUT = 30.0             # a run past this counts as hung; it is cleaned up by pid
-REPS = 5 if QUICK else 15
+REPS = 5 if QUICK else 21
 # What engines run: the launcher `make install` writes (pip's console script imports re).
 SCRUN = ["/usr/local/bin/scrun"] if os.path.exists("/usr/local/bin/scrun") else [sys.executable, "-m", "scrun"]
 GIB = 1 << 30
@@ -64,6 +64,23 @@ def timed(fn, reps=REPS, warmup=1):
         fn()
         samples.append(time.perf_counter() - t0)
     return summary(samples)
+
+
+def timed_together(fns, reps=REPS, warmup=1):
+    """timed() for several commands whose medians are divided by each other: one sample of each
+    per round, in a rotating order, so that the machine's drift (this VM's floor moved 70–114 ms
+    within minutes) weighs on a figure and its floor alike. {name: summary}."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    samples = {name: [] for name in names}
+    for i in range(reps):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            samples[name].append(time.perf_counter() - t0)
+    return {name: summary(values) for name, values in samples.items()}
 
 
 def summary(samples):
@@ -106,8 +123,8 @@ def versions():
     }
 
 
-def bench_cycle(bundle, root):
-    """The full create → start → stopped → delete cycle, and each phase of it.
+def cycle_runner(bundle, root):
+    """One full create → start → stopped → delete cycle per call, and each phase of it.
 
     create, start and delete are the calls' own durations; step is the container's srun (from
     the anchor's record: step_started → step_ended); stopped_detection is the step's end until
@@ -136,9 +153,19 @@ def bench_cycle(bundle, root):
                             ("stopped_detection", seen - doc["step_ended"])):
             phases[name].append(value)
 
-    total = timed(cycle)
-    # timed() runs one warm-up cycle first: leave it out of the phases too.
-    return total, {name: summary(values[1:]) for name, values in phases.items()}
+    return cycle, phases
+
+
+def bench_floors_and_cycle(bundle, root):
+    """The cycle and its two floors, sampled in turns (timed_together)."""
+    cycle, phases = cycle_runner(bundle, root)
+    times = timed_together({
+        "srun": lambda: run(["srun", f"--container={bundle}", "--", "/bin/true"]),
+        "salloc_srun": lambda: run(["salloc", "--", "srun", f"--container={bundle}", "--", "/bin/true"]),
+        "cycle": cycle,
+    })
+    # The warm-up round's cycle is left out of the phases too.
+    return times["srun"], times["salloc_srun"], times["cycle"], {name: summary(values[1:]) for name, values in phases.items()}
 
 
 def bench_state_version(bundle, root):
@@ -176,9 +203,9 @@ def bench_rss_running():
 
 
 def bench_podman():
-    scrun = timed(lambda: run(["podman", "--runtime", "scrun", "run", "--rm", IMAGE, "true"]))
-    crun = timed(lambda: run(["podman", "--runtime", "crun", "run", "--rm", IMAGE, "true"]))
-    return scrun, crun
+    times = timed_together({runtime: (lambda runtime=runtime: run(["podman", "--runtime", runtime, "run", "--rm", IMAGE, "true"]))
+                            for runtime in ("scrun", "crun")})
+    return times["scrun"], times["crun"]
 
 
 def bench_throughput(bundle):
@@ -352,9 +379,7 @@ def main() -> int:
 def measure(bundle, root):
     """Every measurement; the floors first, in the same run as what they are floors for."""
     print("bench: floors and cycle …", file=sys.stderr)
-    srun_floor = timed(lambda: run(["srun", f"--container={bundle}", "--", "/bin/true"]))
-    salloc_floor = timed(lambda: run(["salloc", "--", "srun", f"--container={bundle}", "--", "/bin/true"]))
-    cycle, phases = bench_cycle(bundle, root)
+    srun_floor, salloc_floor, cycle, phases = bench_floors_and_cycle(bundle, root)
     print("bench: state, --version …", file=sys.stderr)
     state, version, py_floor, rss_created = bench_state_version(bundle, root)
     print("bench: podman …", file=sys.stderr)
