@@ -77,3 +77,24 @@ def test_the_state_carries_the_job_in_annotations_once_there_is_one():
     running = state_document({**doc, "job_id": 7, "job_state": "RUNNING", "pending_reason": "", "nodes": "n[1-2]"}, "running")
     assert running["annotations"]["org.slurm.nodes"] == "n[1-2]" and "org.slurm.reason" not in running["annotations"]
     assert all(isinstance(v, str) for v in running["annotations"].values())  # runtime-spec: a map of strings
+
+
+def test_a_pid_file_that_cannot_be_written_names_the_flag_not_the_state_root(tmp_path):
+    from scrun.cli.pidfile import write_pid_file
+    from scrun.errors import InvalidInputError
+
+    target = tmp_path / "taken"
+    target.mkdir()  # a directory where the pid file should go
+    with pytest.raises(InvalidInputError, match=r"^--pid-file .*taken: cannot write: Is a directory$"):
+        write_pid_file(str(target), 1234)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary file left
+    write_pid_file(str(tmp_path / "pid"), 1234)
+    assert (tmp_path / "pid").read_text() == "1234"
+
+
+def test_a_state_file_that_cannot_be_written_says_where_and_what_to_do(tmp_path):
+    from scrun.errors import StateError
+    from scrun.store.records import write_json_atomic
+
+    with pytest.raises(StateError, match="cannot write .*: No such file or directory .*--root"):
+        write_json_atomic(str(tmp_path / "gone" / "state.json"), {})

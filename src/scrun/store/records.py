@@ -81,36 +81,36 @@ def container_dir(root: str, container_id: str) -> str:
 
 
 def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(doc))
+    """A state file: a failure is the state root's (StateError says to free it or pass --root)."""
+    try:
+        write_text_atomic(path, json.dumps(doc))
+    except OSError as exc:
+        raise _state_error(path, exc) from None
 
 
 def write_text_atomic(path: str, text: str, mode: int = 0o600) -> None:
-    """Write to a temporary file in the same directory, then rename it over the target.
+    """Write to a temporary file in the same directory, then rename it over the target; OSError
+    if that fails (nothing is left behind).
 
     The temporary name is ours by pid (one writer per process and file); not tempfile's
     mkstemp, whose imports (shutil, random, bz2, lzma) cost create and the anchor ~5 ms."""
     tmp = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.path.basename(path)}-{os.getpid()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        try:
-            fd = os.open(tmp, flags, mode)
-        except FileExistsError:  # left by a killed process that had our pid
-            os.unlink(tmp)
-            fd = os.open(tmp, flags, mode)
-    except OSError as exc:
-        raise _state_error(path, exc) from None
+        fd = os.open(tmp, flags, mode)
+    except FileExistsError:  # left by a killed process that had our pid
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.chmod(tmp, mode)  # the umask may have narrowed it
         os.replace(tmp, path)
-    except BaseException as exc:
+    except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError):
-            raise _state_error(path, exc) from None
         raise
 
 
