@@ -154,6 +154,21 @@ def test_term_reaches_the_container(slurm_cluster, scrun, make_bundle):
     assert scrun("delete", cid).returncode == 0
 
 
+@pytest.mark.parametrize("sig", ["USR1", "TERM"])
+def test_a_signal_right_after_start_reaches_the_process_once_it_runs(slurm_cluster, scrun, make_bundle, sig):
+    """OCI's killsig: kill as soon as `start` has returned. The step is still launching then; the
+    anchor waits until srun says the container's process runs (and 22.05's settle), so the
+    shell's trap is set when the signal comes, instead of the signal being lost or fatal."""
+    cid = scrun.new_id()
+    script = f"trap 'echo got-{sig}; exit 42' {sig}; sleep 20 & wait $!"
+    assert scrun.create(cid, make_bundle(["sh", "-c", script])).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    assert scrun("kill", cid, sig).returncode == 0  # no pause: that is the point
+    assert scrun.wait_stopped(cid, 15)["exit_code"] == 42
+    assert f"got-{sig}" in scrun.output(cid)[0]
+    assert scrun("delete", cid).returncode == 0
+
+
 def test_kill_before_start_cancels_the_job(slurm_cluster, scrun, make_bundle):
     cid = scrun.new_id()
     assert scrun.create(cid, make_bundle(["true"])).returncode == 0

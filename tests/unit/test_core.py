@@ -174,6 +174,33 @@ def test_real_errors_and_partial_prompts_pass():
     assert f.feed(b"n: hello\n") == b"srun: hello\n"
 
 
+# What `srun --verbose` prints around a container step (22.05, then 24.11's spelling).
+VERBOSE_22_05 = (b"srun: defined options\nsrun: -------------------- --------------------\n"
+                 b"srun: container           : /b\nsrun: jobid 10365: nodes(1):`n1', cpu counts: 1(x1)\n"
+                 b"srun: launch/slurm: launch_p_step_launch: CpuBindType=(null type)\n"
+                 b"srun: launching StepId=10365.0 on host n1, 1 tasks: 0\n"
+                 b"srun: launch/slurm: _task_start: Node n1, 1 tasks started\n")
+VERBOSE_24_11 = (b"srun: CpuBindType=(null type)\nsrun: launching StepId=1.0 on host n1, 1 tasks: 0\n"
+                 b"srun: topology/default: init: topology Default plugin loaded\nsrun: Node n1, 1 tasks started\n")
+
+
+@pytest.mark.parametrize("verbose", [VERBOSE_22_05, VERBOSE_24_11], ids=["22.05", "24.11"])
+def test_verbose_srun_says_when_the_tasks_run_and_nothing_of_it_reaches_the_container(verbose):
+    f = StderrFilter(srun_verbose=True)
+    out = f.feed(verbose[:17])  # in pieces, as a pipe delivers it
+    assert not f.tasks_started
+    out += f.feed(verbose[17:] + b"container says\nsrun: error: n1: task 0: Exited with exit code 3\n"
+                  b"srun: error: Unable to create step for job 5: Invalid\nsrun: warning: careful\n") + f.flush()
+    assert f.tasks_started
+    assert out == b"container says\nsrun: error: Unable to create step for job 5: Invalid\nsrun: warning: careful\n"
+
+
+def test_without_verbose_srun_info_lines_still_pass_and_nothing_is_said_started():
+    f = StderrFilter()
+    assert f.feed(VERBOSE_24_11) == VERBOSE_24_11
+    assert not f.tasks_started
+
+
 @given(st.lists(st.binary(max_size=40), max_size=20))
 def test_filter_is_byte_exact_without_noise(chunks):
     data = b"".join(chunks)

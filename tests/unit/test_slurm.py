@@ -29,6 +29,12 @@ def test_srun_argv_23_02_adds_container_id_and_pty():
     assert argv[argv.index("--") - 1] == "--pty"
 
 
+def test_srun_argv_verbose_for_the_tasks_started_line():
+    argv = srun_argv((24, 11, 5), verbose=True)
+    assert argv.count("--verbose") == 1 and argv.index("--verbose") < argv.index("--")
+    assert "--verbose" not in srun_argv((24, 11, 5))
+
+
 def test_salloc_argv_holds_allocation():
     argv = build_salloc_argv("salloc", ("--time=7",), "scrun:x")
     assert argv[:3] == ["salloc", "--time=7", "--job-name=scrun:x"]

@@ -23,6 +23,7 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from scrun.anchor import holder
@@ -53,6 +54,13 @@ from scrun.store.records import (
 
 # After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
 STEP_STOP_TIMEOUT = 20.0
+# How long `kill` waits for a launching step's tasks to start before it signals anyway (a step
+# that waits for resources can take longer; then the signal goes as it always did).
+STEP_START_WAIT = 10.0
+# Slurm versions whose "tasks started" comes once the container's process runs (24.11 does;
+# 22.05 says it when crun starts: see Anchor._tasks_running), and the settle for the others.
+TASK_START_IS_CONTAINER_START = (24, 11)
+RUNTIME_SETTLE = 0.1
 # How often a pending job's reason is refreshed (one squeue per pending container).
 PENDING_REFRESH = 5.0
 
@@ -90,6 +98,8 @@ class Anchor:
         self.lua_idle.set()
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
+        self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
+        self.tasks_started_at = 0.0           # when (the loop's clock)
         self._resend_task: asyncio.Future | None = None
         self.launching = False
 
@@ -438,6 +448,11 @@ class Anchor:
                 return {"ok": True}
             self.request_stop(exit_code_for_signal(sig), f"killed by {signal_name(sig)} before start")
             return {"ok": True}
+        if sig != signal.SIGKILL:
+            # A signal for a step still launching is lost, or kills the process before it has
+            # set its handlers (OCI's killsig: sh's trap): deliver it once the process runs.
+            # SIGKILL needs no handler, and stopping a launching step has its own path.
+            await self._tasks_running(STEP_START_WAIT)
         await self._signal_step(sig)
         if sig == signal.SIGKILL:
             self._resend_task = asyncio.ensure_future(self._resend_kill())
@@ -458,7 +473,7 @@ class Anchor:
         argv = slurm_argv.build_srun_argv(
             self.req.srun_path, self.req.srun_args, job_id=self.record.job_id, step_name=self.req.step_name,
             container_id=self.req.id, bundle=self._node_bundle(size, config), step_args=self.req.step_args,
-            pty=self.req.terminal, args=self._node_command(config), slurm_version=self.slurm_version)
+            pty=self.req.terminal, args=self._node_command(config), slurm_version=self.slurm_version, verbose=True)
         self.log.debug("launching: %s", argv)
         # "/": the step's working directory on the node (the container has its own process.cwd).
         # Not the bundle: in rootless docker its path resolves through rootlesskit's copy-up
@@ -483,7 +498,8 @@ class Anchor:
             self.srun = await spawn_async(
                 argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
         assert self.srun.stderr is not None
-        self.stderr_relay = asyncio.ensure_future(relay_filtered(self.srun.stderr, stderr_dest))
+        self.stderr_relay = asyncio.ensure_future(
+            relay_filtered(self.srun.stderr, stderr_dest, srun_verbose=True, on_tasks_started=self._tasks_have_started))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
         self.close_stdio()
         self.record.step_started = time.time()
@@ -576,6 +592,36 @@ class Anchor:
         for step in steps:
             argv = slurm_argv.build_scancel_argv("scancel", self.record.job_id, step=step, signal=sig)
             await run_async(argv, env=self.slurm_env(), timeout=30, check=False)
+
+    def _tasks_have_started(self) -> None:
+        self.tasks_started_at = asyncio.get_running_loop().time()
+        self.tasks_started.set()
+
+    async def _tasks_running(self, timeout: float) -> None:
+        """Until srun says the container's process runs, srun has ended, or `timeout` passed.
+
+        Before 24.11, srun says so when the node's runtime (`crun run`) has been started, not
+        when the container's process runs: crun 1.8 drops a signal that comes while it still
+        sets the container up (measured: 1 in 18 on 22.05; none in 24 with a 0.1 s settle, nor
+        in 24.11, whose slurmstepd reports the start later). Hence the settle there."""
+        await self._wait_tasks_started(timeout)
+        if self.tasks_started.is_set() and tuple(self.slurm_version[:2]) < TASK_START_IS_CONTAINER_START:
+            settle = self.tasks_started_at + RUNTIME_SETTLE - asyncio.get_running_loop().time()
+            if settle > 0:
+                await asyncio.sleep(settle)
+
+    async def _wait_tasks_started(self, timeout: float) -> None:
+        if self.tasks_started.is_set() or self.srun is None:
+            return
+        started = asyncio.ensure_future(self.tasks_started.wait())
+        ended = asyncio.ensure_future(self.srun.wait())
+        try:
+            await asyncio.wait({started, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (started, ended):
+                waiter.cancel()
+        if not self.tasks_started.is_set():
+            self.log.debug("the step's tasks have not started after %.1fs; signalling it anyway", timeout)
 
     async def _wait_step(self) -> int:
         assert self.srun is not None
@@ -697,15 +743,17 @@ class RelayResult(NamedTuple):
     step_cancelled: bool  # slurmstepd said the step was cancelled (its line is not passed on)
 
 
-async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> RelayResult:
+async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_verbose: bool = False,
+                         on_tasks_started: Callable[[], None] | None = None) -> RelayResult:
     """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter).
 
     Returns the last line it passed: when the node's runtime refuses the container (crun: an
     AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
+    `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run.
     """
     from scrun.core.stderrfilter import StderrFilter, last_line
 
-    filt = StderrFilter()
+    filt = StderrFilter(srun_verbose=srun_verbose)
     tail = b""
 
     def write_all(data: bytes) -> None:
@@ -717,6 +765,9 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int) -> RelayRes
         while True:
             chunk = await reader.read(65536)
             data = filt.feed(chunk) if chunk else filt.flush()
+            if filt.tasks_started and on_tasks_started is not None:
+                on_tasks_started()
+                on_tasks_started = None
             if data:
                 tail = last_line(tail + data)
                 await asyncio.to_thread(write_all, data)

@@ -4,6 +4,12 @@ srun reports how tasks ended ("srun: error: n1: task 0: Exited with exit code 3"
 slurmstepd how steps were cancelled. crun prints nothing of the kind, and the exit code
 already says it, so those exact lines are removed. Real srun errors still pass.
 Streaming: a partial line is held back only while it could still become such a line.
+
+The container's srun runs with --verbose, for one line: "Node n1, 1 tasks started" (22.05:
+"launch/slurm: _task_start: Node …"), the moment the container's process runs on its node,
+which the anchor waits for before it signals the step (a signal sent while the step is still
+launching is lost, or kills the process before its handlers are set). In that mode srun's
+other informational lines go too; its errors, warnings and fatal lines still pass.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ NOISE = re.compile(
     rb")\r?\n$"
 )
 _PREFIXES = (b"srun: ", b"slurmstepd")
+TASKS_STARTED = re.compile(rb"^srun: (?:launch/slurm: _task_start: )?Node \S+, \d+ tasks? started\r?\n$")
+_KEPT_IN_VERBOSE = (b"srun: error: ", b"srun: fatal: ", b"srun: warning: ")
 # slurmstepd's word that the step was cancelled (scancel of the step or the job, time limit).
 STEP_CANCELLED = re.compile(rb"^slurmstepd(?:-\S+)?: error: \*\*\* STEP \S+ ON \S+ CANCELLED AT ")
 
@@ -29,10 +37,21 @@ def _could_be_noise(partial: bytes) -> bool:
 class StderrFilter:
     """feed(chunk) -> bytes to forward now; flush() -> whatever is held at EOF."""
 
-    def __init__(self) -> None:
+    def __init__(self, srun_verbose: bool = False) -> None:
         self._held = b""        # start of a line that may still turn into noise
         self._mid_line = False  # inside a line already forwarded: pass through to its newline
         self.step_cancelled = False  # slurmstepd said the step was cancelled
+        self.srun_verbose = srun_verbose  # srun ran with --verbose: its info lines are noise too
+        self.tasks_started = False  # srun said the step's tasks run (only with --verbose)
+
+    def _is_noise(self, line: bytes) -> bool:
+        if NOISE.match(line):
+            self.step_cancelled = self.step_cancelled or bool(STEP_CANCELLED.match(line))
+            return True
+        if self.srun_verbose and line.startswith(b"srun: ") and not line.startswith(_KEPT_IN_VERBOSE):
+            self.tasks_started = self.tasks_started or bool(TASKS_STARTED.match(line))
+            return True
+        return False
 
     def feed(self, chunk: bytes) -> bytes:
         out = bytearray()
@@ -57,10 +76,8 @@ class StderrFilter:
                     self._mid_line = True
                 return bytes(out)
             line, data = data[: nl + 1], data[nl + 1:]
-            if not NOISE.match(line):
+            if not self._is_noise(line):
                 out += line
-            elif STEP_CANCELLED.match(line):
-                self.step_cancelled = True
         return bytes(out)
 
     def flush(self) -> bytes:

@@ -34,9 +34,13 @@ def build_srun_argv(
     pty: bool,
     args: Sequence[str],
     slurm_version: tuple[int, ...],
+    verbose: bool = False,
 ) -> list[str]:
-    """The container step (upstream scrun's line, minus its /bin/sh wrapper: we resolve srun ourselves)."""
+    """The container step (upstream scrun's line, minus its /bin/sh wrapper: we resolve srun ourselves).
+    verbose: srun says when the tasks have started (core.stderrfilter drops its other lines)."""
     argv = [srun, *srun_args, f"--jobid={job_id}", f"--job-name={step_name}", "--no-kill"]
+    if verbose:
+        argv.append("--verbose")
     if finds_step_by_container_id(slurm_version):
         argv.append(f"--container-id={container_id}")
     argv += [f"--container={bundle}", "--export=NONE", *step_args]
