@@ -85,6 +85,7 @@ class Anchor:
         self._pending_watch: asyncio.Future | None = None
         self.srun: asyncio.subprocess.Process | None = None
         self.slurm_version: tuple[int, int, int] = (22, 5, 0)
+        self._version_task: asyncio.Future | None = None  # _detect_slurm_version, from create on
         self.start_requested = asyncio.Event()
         self.stopping = asyncio.Event()
         self.stop_code: int | None = None
@@ -205,9 +206,13 @@ class Anchor:
         if self.req.terminal:
             self._setup_terminal()  # before any task: a bad console socket leaves nothing running
         if self.req.lua_script:
-            # Before the job: a script that does not load leaves no job behind.
+            # Before the job is used: a script that does not load leaves no job behind (an
+            # early salloc, already asking for it, is withdrawn by child.serve's abandon).
             await self._load_lua()
-        version_task = asyncio.ensure_future(self._detect_slurm_version())
+        # `srun --version` runs alongside; only the step needs its answer (_version_known), and
+        # start comes long after it is in: create does not wait for it.
+        version_task = self._version_task = asyncio.ensure_future(self._detect_slurm_version())
+        allocated = False
         try:
             if self.req.existing_job_id is not None:
                 self.record.job_id = self.req.existing_job_id
@@ -217,10 +222,12 @@ class Anchor:
                 self.save()
             else:
                 await self._allocate()
+            allocated = True
         finally:
-            # Never left pending: an anchor whose allocation failed while `srun --version` ran
-            # hung at exit (seen with a bad --console-socket, before that moved first).
-            await version_task
+            if not allocated:
+                # Never left pending: an anchor whose allocation failed while `srun --version`
+                # ran hung at exit (seen with a bad --console-socket, before that moved first).
+                await version_task
         if self.req.lua_script:
             await self._stage_in()
         return True
@@ -240,6 +247,10 @@ class Anchor:
         # With a terminal the container's stdio is the pty, never create's: keeping create's
         # stdout would hold containerd's shim, which reads it to EOF before it calls start.
         self.close_stdio()
+
+    async def _version_known(self) -> None:
+        if self._version_task is not None:
+            await self._version_task
 
     async def _detect_slurm_version(self) -> None:
         try:
@@ -463,6 +474,7 @@ class Anchor:
     async def _launch_step(self) -> None:
         if self.record.job_id is None:
             raise SlurmError("no job id known: the allocation did not complete")
+        await self._version_known()
         size: tuple[int, int] | None = None
         if self.pty_slave is not None:
             from scrun.anchor.terminal import get_size
@@ -555,6 +567,7 @@ class Anchor:
         it (the name is only a label), else by step name."""
         if self.record.job_id is None:
             return []
+        await self._version_known()
         by_container_id = slurm_argv.finds_step_by_container_id(self.slurm_version)
         if by_container_id:
             argv = slurm_argv.build_step_show_argv("scontrol", self.record.job_id)
@@ -723,6 +736,7 @@ class Anchor:
             self.pty_slave = None
         if failed_create or self.ready_fd is not None:
             self.notify_create("error", msg=self.stop_reason or "container stopped before it was created")
+        await self._version_known()  # not left pending at exit (see _create_phase)
         self.log.debug("anchor exits %d", code)
         return code
 
