@@ -13,7 +13,7 @@ DEVCLUSTER := python3 tools/devcluster.py
 LANE ?= all
 LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 
-.PHONY: all venv install packages cluster cluster-down demo test unit lint bench conformance soak clean
+.PHONY: all venv install packages cluster cluster-down demo test unit lint bench bench-ab conformance soak clean
 
 all: test
 
@@ -78,6 +78,13 @@ bench: cluster
 	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; done
 	$(VENV)/bin/python bench/run.py --combine
 	$(VENV)/bin/python bench/run.py --readme
+
+# The cycle of another revision against the work tree, sampled in turns in each lane (bench/ab.py).
+AB_BASE ?= HEAD~1
+bench-ab: cluster
+	rm -rf .cache/ab && mkdir -p .cache/ab && git archive $(AB_BASE) src | tar -x -C .cache/ab
+	@for lane in $(LANES); do echo "=== A/B on $$lane: $(AB_BASE) (base) vs the work tree (head) ==="; \
+	  $(DEVCLUSTER) python --lane $$lane -- bench/ab.py $(CURDIR)/.cache/ab/src || exit 1; done
 
 # Many real podman runs and CLI cycles per lane, a leak check after every batch (bench/soak.py);
 # not in `make test` (which runs a CI-sized one). SOAK_SEQUENTIAL / SOAK_CONCURRENT change the sizes.
