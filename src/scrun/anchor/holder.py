@@ -3,10 +3,10 @@
 The forked anchor imports asyncio (~50 ms here) in a thread while create checks its input;
 when create hands the container over, the job request should not wait for that import.
 spawn_early() starts salloc at once, with plain subprocess, for the containers whose job
-request needs nothing else first; Allocation adopts the process when the loop runs. A site
-scrun.lua loads meanwhile (lupa's import and the script's load overlap the allocation); when it
-does not load, the request is withdrawn (abandon) and no job is left, as before, only later.
-A terminal (set up before any task) or a step in an existing job take the loop's path.
+request needs nothing else first; Allocation adopts the process when the loop runs. The rest
+(a scrun.lua, which loads before the job so that a broken script leaves none; a terminal,
+set up before any task; a step in an existing job) takes the loop's path, as before. (Loading
+the script while salloc already asks left a job behind once in 24.11's bad-input test.)
 No asyncio here: this runs while the other thread may still be importing it.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def holder_env(req: AnchorRequest, script_env: dict[str, str]) -> dict[str, str]
 
 
 def spawns_early(req: AnchorRequest) -> bool:
-    return not req.terminal and req.existing_job_id is None
+    return not req.lua_script and not req.terminal and req.existing_job_id is None
 
 
 def spawn_early(req: AnchorRequest) -> subprocess.Popen | None:

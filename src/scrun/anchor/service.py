@@ -206,8 +206,7 @@ class Anchor:
         if self.req.terminal:
             self._setup_terminal()  # before any task: a bad console socket leaves nothing running
         if self.req.lua_script:
-            # Before the job is used: a script that does not load leaves no job behind (an
-            # early salloc, already asking for it, is withdrawn by child.serve's abandon).
+            # Before the job: a script that does not load leaves no job behind.
             await self._load_lua()
         # `srun --version` runs alongside; only the step needs its answer (_version_known), and
         # start comes long after it is in: create does not wait for it.
