@@ -57,9 +57,7 @@ STEP_STOP_TIMEOUT = 20.0
 # How long `kill` waits for a launching step's tasks to start before it signals anyway (a step
 # that waits for resources can take longer; then the signal goes as it always did).
 STEP_START_WAIT = 10.0
-# Slurm versions whose "tasks started" comes once the container's process runs (24.11 does;
-# 22.05 says it when crun starts: see Anchor._tasks_running), and the settle for the others.
-TASK_START_IS_CONTAINER_START = (24, 11)
+# "tasks started" comes when crun starts, not the container (Anchor._tasks_running): a settle.
 RUNTIME_SETTLE = 0.1
 # How often a pending job's reason is refreshed (one squeue per pending container).
 PENDING_REFRESH = 5.0
@@ -612,12 +610,12 @@ class Anchor:
     async def _tasks_running(self, timeout: float) -> None:
         """Until srun says the container's process runs, srun has ended, or `timeout` passed.
 
-        Before 24.11, srun says so when the node's runtime (`crun run`) has been started, not
-        when the container's process runs: crun 1.8 drops a signal that comes while it still
-        sets the container up (measured: 1 in 18 on 22.05; none in 24 with a 0.1 s settle, nor
-        in 24.11, whose slurmstepd reports the start later). Hence the settle there."""
+        srun says so when the node's runtime (`crun run`) has been started, not when the
+        container's process runs: a signal that comes while crun still sets the container up is
+        dropped, or reaches the shell before its trap (measured: 1 in 18 on 22.05; 24.11 too, in
+        CI). Hence a settle after it (0 lost in 24 on 22.05 with 0.1 s)."""
         await self._wait_tasks_started(timeout)
-        if self.tasks_started.is_set() and tuple(self.slurm_version[:2]) < TASK_START_IS_CONTAINER_START:
+        if self.tasks_started.is_set():
             settle = self.tasks_started_at + RUNTIME_SETTLE - asyncio.get_running_loop().time()
             if settle > 0:
                 await asyncio.sleep(settle)
