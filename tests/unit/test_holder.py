@@ -23,8 +23,12 @@ def test_a_plain_container_requests_its_job_before_the_loop():
     assert spawns_early(request())
 
 
-@pytest.mark.parametrize("change", [{"lua_script": "/etc/slurm/scrun.lua"}, {"terminal": True, "console_socket": "/s"},
-                                    {"existing_job_id": 42}], ids=["lua loads first", "terminal first", "existing job"])
+def test_a_site_scrun_lua_loads_while_the_job_is_requested():
+    assert spawns_early(request(lua_script="/etc/slurm/scrun.lua"))
+
+
+@pytest.mark.parametrize("change", [{"terminal": True, "console_socket": "/s"}, {"existing_job_id": 42}],
+                         ids=["terminal first", "existing job"])
 def test_what_must_happen_before_the_job_keeps_the_loops_order(change):
     assert not spawns_early(request(**change))
 

@@ -55,7 +55,7 @@ class Allocation:
                 try:
                     self.proc = await adopt_async(spawned)
                 except BaseException:
-                    abandon(spawned)
+                    abandon(spawned, self.env)
                     raise
             else:
                 self.proc = await spawn_async(self.argv, **HOLDER_SPAWN, env=self.env)

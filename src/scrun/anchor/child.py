@@ -199,7 +199,9 @@ def serve(go_fd: int, ready_fd: int, lua_script: str) -> int:
         importer.join()
         return 0  # create gave up before the hand-over: nothing to do
     root, container_id = handed
-    from scrun.anchor.holder import abandon, spawn_early
+    import signal
+
+    from scrun.anchor.holder import abandon, base_env, spawn_early
     from scrun.anchor.request import AnchorRequest
     from scrun.store.records import container_dir
 
@@ -211,7 +213,11 @@ def serve(go_fd: int, ready_fd: int, lua_script: str) -> int:
         return _run_service(request, ready_fd, stdio, early)
     finally:
         if early is not None and early.returncode is None:
-            abandon(early)  # the anchor ended without its loop having ended salloc
+            # The anchor failed before its loop could end salloc. create's SIGTERM (it undoes a
+            # failed create) must not cut this short: a job would be left behind.
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            abandon(early, base_env(request))
 
 
 class _ServiceImport:

@@ -204,7 +204,8 @@ class Anchor:
         if self.req.terminal:
             self._setup_terminal()  # before any task: a bad console socket leaves nothing running
         if self.req.lua_script:
-            # Before the job: a script that does not load leaves no job behind.
+            # Before the job is used: a script that does not load leaves no job behind (an
+            # early salloc, already asking for it, is withdrawn: _release_allocation).
             await self._load_lua()
         # `srun --version` runs alongside; only the step needs its answer (_version_known), and
         # start comes long after it is in: create does not wait for it.
@@ -738,6 +739,9 @@ class Anchor:
         return code
 
     async def _release_allocation(self) -> None:
+        early, self.early_holder = self.early_holder, None
+        if early is not None:  # never adopted (scrun.lua did not load): before create hears of it
+            await asyncio.to_thread(holder.abandon, early, self.env)
         allocation, self.allocation = self.allocation, None  # first: the holder's watch sees it is ours
         if allocation is not None:
             await allocation.release(self.slurm_env())
