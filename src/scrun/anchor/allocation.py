@@ -28,9 +28,10 @@ _READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
 class Allocation:
     def __init__(self, argv: list[str], env: dict[str, str], *, on_job_id: Callable[[int], None],
                  on_progress: Callable[[str], None], on_queued: Callable[[int], None] = lambda job_id: None,
-                 spawned: subprocess.Popen | None = None):
+                 spawned: subprocess.Popen | None = None, read_ahead: bytes = b""):
         self.argv = argv
         self.spawned = spawned  # salloc already running (holder.spawn_early: before the loop existed)
+        self.read_ahead = read_ahead  # its stdout as far as quick.create_quickly read it
         self.env = env
         self.on_job_id = on_job_id
         self.on_progress = on_progress
@@ -53,7 +54,7 @@ class Allocation:
             if self.spawned is not None:
                 spawned, self.spawned = self.spawned, None
                 try:
-                    self.proc = await adopt_async(spawned)
+                    self.proc = await adopt_async(spawned, stdout_read=self.read_ahead)
                 except BaseException:
                     abandon(spawned, self.env)
                     raise

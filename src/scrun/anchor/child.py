@@ -209,8 +209,7 @@ def serve(go_fd: int, ready_fd: int, lua_script: str) -> int:
     request = AnchorRequest.load(root, container_id)
     early = spawn_early(request)
     try:
-        importer.join()
-        return _run_service(request, ready_fd, stdio, early)
+        return _run_service(request, ready_fd, stdio, early, importer)
     finally:
         if early is not None and early.returncode is None:
             # The anchor failed before its loop could end salloc. create's SIGTERM (it undoes a
@@ -233,15 +232,23 @@ class _ServiceImport:
     def start(self) -> None:
         # The main thread must get the GIL back at once when create's go arrives: 0.5 ms, not
         # the default 5 ms, while both threads run (restored once the import is done).
-        sys.setswitchinterval(0.0005)
+        sys.setswitchinterval(0.0001)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            # First what the main thread needs when the go arrives (holder.spawn_early).
+            # First what the main thread needs when the go arrives: holder.spawn_early, then
+            # the quick create (anchor.quick), scrun.lua's host among it; asyncio last.
             import scrun.anchor.holder
             import scrun.anchor.request
-            import scrun.slurm.runner  # noqa: F401
+            import scrun.slurm.runner
+
+            scrun.slurm.runner.slurm_command([])  # its prefix: who we are, once (cached)
+            import scrun.anchor.container
+            import scrun.anchor.quick  # noqa: F401
+
+            if os.path.exists(self.lua_script):
+                import scrun.lua.host  # noqa: F401  (lupa: ~10 ms, not after the hand-over)
 
             # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
             sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
@@ -249,9 +256,6 @@ class _ServiceImport:
             import logging  # noqa: F401
 
             import scrun.anchor.service  # noqa: F401
-
-            if os.path.exists(self.lua_script):
-                import scrun.lua.host  # noqa: F401  (lupa: ~10 ms, not after the hand-over)
         except BaseException as exc:  # re-raised in the main thread by join()
             self.error = exc
 
@@ -266,28 +270,43 @@ class _ServiceImport:
             raise self.error
 
 
-def _run_service(request, ready_fd: int, stdio: tuple[int, int, int], early) -> int:
-    import asyncio
+def _run_service(request, ready_fd: int, stdio: tuple[int, int, int], early, importer: _ServiceImport) -> int:
+    """Create the container (quickly, if salloc started early), then run it on asyncio."""
     import logging
 
-    from scrun.anchor.service import Anchor
     from scrun.log import LogConfig, py_level, setup_logging
 
     logger = setup_logging(LogConfig(stderr_level=max(request.file_level, 4), file_level=request.file_level,
                                      syslog_level=request.syslog_level, log_file=request.log_file,
                                      log_format=request.log_format, prog=f"scrun[{request.id[:12]}]"))
+    container = None
     try:
+        from scrun.anchor.container import Container
+
+        container = Container(request, ready_fd, stdio)
+        quick = None
+        if early is not None:
+            from scrun.anchor.quick import create_quickly
+
+            quick = create_quickly(container, early)
+        importer.join()
+        import asyncio
+
+        from scrun.anchor.service import Anchor
+
         if sys.version_info < (3, 12):
             # Children (salloc, srun) watched through pidfds, as 3.12+ does by default: 3.11's
             # default starts a thread per child, on create's and start's critical path.
             asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
-        return asyncio.run(Anchor(request, ready_fd, stdio, early_holder=early).run())
+        return asyncio.run(Anchor.take_over(container, early_holder=early, quick=quick).run())
     except Exception as exc:  # the anchor must never die silently: say why in its log
         logger.log(py_level(1), "anchor failed: %r", exc, exc_info=True)
-        try:
-            os.write(ready_fd, (f'{{"event": "error", "msg": "anchor failed: {type(exc).__name__}"}}\n').encode())
-        except OSError:
-            pass
+        fd = container.ready_fd if container is not None else ready_fd  # None: create was answered
+        if fd is not None:
+            try:
+                os.write(fd, (f'{{"event": "error", "msg": "anchor failed: {type(exc).__name__}"}}\n').encode())
+            except OSError:
+                pass
         return 1
     finally:
         # Everything is released and recorded; os._exit follows (no interpreter teardown,

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scrun.anchor import holder
 from scrun.anchor.allocation import Allocation
-from scrun.anchor.protocol import ProtocolError, decode_request, encode, reachable_path
-from scrun.anchor.request import AnchorRequest
-from scrun.config.paths import read_identity
+from scrun.anchor.container import Container
+from scrun.anchor.protocol import ProtocolError, decode_request, encode
 from scrun.core.envlist import env_dict
 from scrun.core.mounts import node_visible_path, read_mountinfo
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
@@ -38,19 +35,13 @@ from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
-from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
 from scrun.slurm.parse import parse_job_info, parse_slurm_version, parse_step_containers, parse_step_list
-from scrun.slurm.runner import run_async, spawn_async
-from scrun.store.records import (
-    SOCKET_NAME,
-    ContainerRecord,
-    container_dir,
-    load_record,
-    process_starttime,
-    save_record,
-    write_json_atomic,
-)
+from scrun.slurm.runner import adopt_async, run_async, spawn_async
+from scrun.store.records import SOCKET_NAME, write_json_atomic
+
+if TYPE_CHECKING:
+    from scrun.anchor.quick import QuickCreate
 
 # After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
 STEP_STOP_TIMEOUT = 20.0
@@ -63,21 +54,21 @@ RUNTIME_SETTLE = 0.1
 PENDING_REFRESH = 5.0
 
 
-class Anchor:
-    def __init__(self, request: AnchorRequest, ready_fd: int | None, stdio: tuple[int, int, int],
-                 early_holder: subprocess.Popen | None = None):
-        self.req = request
+class Anchor(Container):
+    @classmethod
+    def take_over(cls, container: Container, early_holder: subprocess.Popen | None = None,
+                  quick: QuickCreate | None = None) -> Anchor:
+        """The container (new, or as create's quick path left it) becomes the anchor: the same
+        object, so scrun.lua's callbacks, bound to it when it loaded, see what the loop changes."""
+        container.__class__ = cls
+        assert isinstance(container, cls)
+        container._init_loop(early_holder, quick)
+        return container
+
+    def _init_loop(self, early_holder: subprocess.Popen | None, quick: QuickCreate | None) -> None:
         # salloc started before the loop (holder.spawn_early); None once Allocation adopts it.
         self.early_holder = early_holder
-        self.log = get_logger()
-        self.dir = container_dir(request.root, request.id)
-        self.record: ContainerRecord = load_record(request.root, request.id)
-        self.ready_fd = ready_fd
-        self.stdio = list(stdio)
-        self.env = self._base_env()
-        self.script_env = dict(request.script_env)  # SCRUN_* output variables; Lua may move the bundle
-        self.identity = read_identity()  # Lua gets the real ids, as the seed's staging example needs
-        self.job_env: dict[str, str] = {}
+        self.quick = quick
         self.allocation: Allocation | None = None  # None: an existing job (SLURM_JOB_ID), or none yet
         self._holder_watch: asyncio.Future | None = None
         self._pending_watch: asyncio.Future | None = None
@@ -88,13 +79,6 @@ class Anchor:
         self.stopping = asyncio.Event()
         self.stop_code: int | None = None
         self.stop_reason = ""
-        self.stage_in_entered = False
-        self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
-        # Set while no Lua hook runs. A stop cancels our wait for stage_in, not its thread:
-        # stage_out must not enter the same Lua state until stage_in has returned. (lupa's
-        # runtime lock would also serialize them; this makes the order ours, and logged.)
-        self.lua_idle = threading.Event()
-        self.lua_idle.set()
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
         self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
@@ -104,30 +88,6 @@ class Anchor:
 
     # ------------------------------------------------------------------ helpers
 
-    def _base_env(self) -> dict[str, str]:
-        return holder.base_env(self.req)
-
-    def save(self) -> None:
-        save_record(self.req.root, self.record)
-
-    def set_status(self, status: str) -> None:
-        self.record.status = status
-        self.save()
-        self.log.debug("status %s", status)
-
-    def notify_create(self, event: str, **fields: Any) -> None:
-        """Tell the waiting `create` about progress, success or failure (JSON lines on a pipe)."""
-        if self.ready_fd is None:
-            return
-        try:
-            os.write(self.ready_fd, json.dumps({"event": event, **fields}).encode() + b"\n")
-        except OSError:
-            self.ready_fd = None  # create went away; nothing to tell
-            return
-        if event in ("created", "error"):
-            os.close(self.ready_fd)
-            self.ready_fd = None
-
     def request_stop(self, code: int, reason: str) -> None:
         if self.stop_code is None:
             self.stop_code = code
@@ -135,27 +95,16 @@ class Anchor:
             self.log.info("stopping: %s", reason)
         self.stopping.set()
 
-    def slurm_env(self) -> dict[str, str]:
-        """Environment of srun, Lua commands and scancel: job variables, PATH, SLURM_CONF, SCRUN_*."""
-        return {**self.script_env, **self.job_env, **self.env}
-
-    def close_stdio(self) -> None:
-        for fd in self.stdio:
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.stdio = [-1, -1, -1]
-
     # ------------------------------------------------------------------ main
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.request_stop, exit_code_for_signal(sig), f"anchor received {signal_name(sig)}")
+        for sig in self.quick.signals if self.quick is not None else ():  # before the loop had handlers
+            self.request_stop(exit_code_for_signal(sig), f"anchor received {signal_name(sig)}")
         server = await self._serve()
-        self.record.anchor_pid = os.getpid()
-        self.record.anchor_starttime = process_starttime(os.getpid()) or 0
-        self.save()
+        self.record_anchor()
         exit_code = 1
         try:
             exit_code = await self._lifecycle()
@@ -169,8 +118,9 @@ class Anchor:
         created = await self._race(self._create_phase())
         if not created:
             return await self._finish(self.stop_code if self.stop_code is not None else 1, failed_create=True)
-        self.set_status(Status.CREATED)
-        self.notify_create("created", pid=os.getpid())
+        if self.quick is None or not self.quick.created:
+            self.set_status(Status.CREATED)
+            self.notify_create("created", pid=os.getpid())
         await self._race(self.start_requested.wait())
         if self.srun is None:
             return await self._finish(self.stop_code if self.stop_code is not None else 1)
@@ -203,9 +153,12 @@ class Anchor:
     async def _create_phase(self) -> bool:
         if self.req.terminal:
             self._setup_terminal()  # before any task: a bad console socket leaves nothing running
-        if self.req.lua_script:
+        quick = self.quick
+        if self.req.lua_script and self.hooks is None:
             # Before the job is used: a script that does not load leaves no job behind (an
             # early salloc, already asking for it, is withdrawn: _release_allocation).
+            if quick is not None and quick.lua_error is not None:
+                raise quick.lua_error
             await self._load_lua()
         # `srun --version` runs alongside; only the step needs its answer (_version_known), and
         # start comes long after it is in: create does not wait for it.
@@ -226,7 +179,9 @@ class Anchor:
                 # Never left pending: an anchor whose allocation failed while `srun --version`
                 # ran hung at exit (seen with a bad --console-socket, before that moved first).
                 await version_task
-        if self.req.lua_script:
+        if quick is not None and quick.error is not None:
+            raise quick.error  # after the allocation: the failure path releases it, stage_out runs
+        if self.req.lua_script and not self.stage_in_entered:
             await self._stage_in()
         return True
 
@@ -251,8 +206,16 @@ class Anchor:
             await self._version_task
 
     async def _detect_slurm_version(self) -> None:
+        probe = self.quick.version_probe if self.quick is not None else None
         try:
-            _, out, _ = await run_async([self.req.srun_path, "--version"], env=self.env, timeout=30)
+            if probe is not None:  # started by the quick create; long done by now, as a rule
+                self.quick.version_probe = None
+                proc = await adopt_async(probe)
+                assert proc.stdout is not None
+                out = await proc.stdout.read()
+                await proc.wait()
+            else:
+                _, out, _ = await run_async([self.req.srun_path, "--version"], env=self.env, timeout=30)
             self.slurm_version = parse_slurm_version(out.decode())
         except (SlurmError, ValueError) as exc:
             self.log.debug("cannot tell the Slurm version (%s); assuming 22.05", exc)
@@ -262,14 +225,15 @@ class Anchor:
         self.allocation = Allocation(
             holder.holder_argv(self.req), holder.holder_env(self.req, self.script_env),
             on_job_id=self._record_job_id, on_progress=lambda msg: self.notify_create("progress", msg=msg),
-            on_queued=self._job_queued, spawned=spawned)
+            on_queued=self._job_queued, spawned=spawned,
+            read_ahead=self.quick.salloc_out if self.quick is not None else b"")
         try:
-            self.job_env = await self.allocation.acquire()
+            job_env = await self.allocation.acquire()
         finally:
             if self._pending_watch is not None:
                 self._pending_watch.cancel()
-        self._job_known("RUNNING", nodes=self.job_env.get("SLURM_JOB_NODELIST", ""))
-        self.log.info("job %s allocated on %s", self.record.job_id, self.job_env.get("SLURM_JOB_NODELIST", "?"))
+        if self.quick is None or not self.quick.created:
+            self.job_granted(job_env)
         self._holder_watch = asyncio.ensure_future(self._watch_holder(self.allocation))
 
     async def _watch_holder(self, allocation: Allocation) -> None:
@@ -299,13 +263,6 @@ class Anchor:
             self.log.warning("salloc, which held job %s, ended (%s); the job lives on and is cancelled when the "
                              "container ends", self.record.job_id, proc.returncode)
 
-    def _job_known(self, state: str, nodes: str | None = None, reason: str = "") -> None:
-        """What `state` and `list` show of the job (saved with the next record write)."""
-        self.record.job_state = state
-        self.record.pending_reason = reason
-        if nodes is not None:
-            self.record.nodes = nodes
-
     def _job_queued(self, job_id: int) -> None:
         self._job_known("PENDING")
         self.save()
@@ -326,68 +283,17 @@ class Anchor:
                 self.save()
             await asyncio.sleep(PENDING_REFRESH)
 
-    def _record_job_id(self, job_id: int) -> None:
-        self.record.job_id = job_id
-        self.save()
-
     async def _load_lua(self) -> None:
-        from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
-
-        self.hooks = await asyncio.to_thread(LuaHooks.load, self.req.lua_script, self._lua_context())
+        await asyncio.to_thread(self.load_lua)
 
     async def _stage_in(self) -> None:
-        self.stage_in_entered = True
-        job_env = [f"{k}={v}" for k, v in self.slurm_env().items()]
-        await asyncio.to_thread(
-            self._lua_call, self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
-            self.record.job_id or 0, self.identity.real_uid, self.identity.real_gid, job_env)
-        # Lua may have moved the bundle/rootfs: srun, `state` and later commands use the new ones
-        # (upstream leaves SCRUN_BUNDLE/SCRUN_ROOTFS_PATH at the submitted paths).
-        self.record.bundle = self.hooks.bundle
-        self.record.root_path = self.hooks.root_path
-        self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
-        self.save()
-        from scrun.core.mounts import mapped_root_error, namespace_local_rootfs_error
-
-        linux = (self._bundle_config() or {}).get("linux")
-        error = (namespace_local_rootfs_error(self.record.root_path, self.identity.in_user_namespace)
-                 or mapped_root_error(self.record.root_path, linux if isinstance(linux, dict) else {}))
-        if error:
-            raise ScrunError(f"after scrun.lua stage_in: {error}")
-
-    def _lua_call(self, fn, *args: Any) -> None:
-        self.lua_idle.clear()
-        try:
-            fn(*args)
-        finally:
-            self.lua_idle.set()
-
-    def _lua_context(self) -> dict[str, Any]:
-        return {
-            "bundle": self.record.bundle,
-            "root_path": self.record.root_path,
-            "env": self.slurm_env,
-            "srun": self.req.srun_path,
-            "srun_args": self.req.srun_args,
-            "job_id": lambda: self.record.job_id,
-            "timeout": self.req.lua_timeout,
-        }
+        await asyncio.to_thread(self.stage_in)
 
     # ------------------------------------------------------------------ control socket
 
     async def _serve(self) -> asyncio.AbstractServer:
-        path = os.path.join(self.dir, SOCKET_NAME)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        bind_path, dirfd = reachable_path(path)
-        old_umask = os.umask(0o177)
-        try:
-            server = await asyncio.start_unix_server(self._handle_client, path=bind_path)
-        finally:
-            os.umask(old_umask)
-            if dirfd is not None:
-                os.close(dirfd)
-        return server
+        sock = self.quick.sock if self.quick is not None and self.quick.sock is not None else self.bind_socket()
+        return await asyncio.start_unix_server(self._handle_client, sock=sock)
 
     async def _handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -515,15 +421,6 @@ class Anchor:
         self.record.step_started = time.time()
         self.set_status(Status.RUNNING)
         self.start_requested.set()
-
-    def _bundle_config(self) -> dict[str, Any] | None:
-        """The current bundle's config.json (Lua may have staged it elsewhere); None if unreadable."""
-        try:
-            with open(os.path.join(self.record.bundle, "config.json"), encoding="utf-8") as fh:
-                config = json.load(fh)
-        except (OSError, ValueError):
-            return None
-        return config if isinstance(config, dict) else None
 
     def _node_command(self, config: dict[str, Any] | None) -> tuple[str, ...]:
         """The container's args as srun must get them."""

@@ -84,22 +84,25 @@ class AdoptedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-async def adopt_async(popen: subprocess.Popen) -> AdoptedProcess:
+async def adopt_async(popen: subprocess.Popen, stdout_read: bytes = b"") -> AdoptedProcess:
     """Watch a spawn()ed process from the running loop: its pipes become StreamReaders (the
-    limit asyncio's own subprocesses use), its end is seen through a pidfd (no SIGCHLD, no thread)."""
+    limit asyncio's own subprocesses use), its end is seen through a pidfd (no SIGCHLD, no thread).
+    `stdout_read`: what was already read from its stdout; the StreamReader gives it first."""
     import asyncio
     import os
 
     loop = asyncio.get_running_loop()
 
-    async def reader(pipe) -> asyncio.StreamReader | None:
+    async def reader(pipe, already_read: bytes = b"") -> asyncio.StreamReader | None:
         if pipe is None:
             return None
         stream = asyncio.StreamReader(limit=2 ** 16, loop=loop)
+        if already_read:
+            stream.feed_data(already_read)  # first: before the pipe can deliver anything
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream, loop=loop), pipe)
         return stream
 
-    stdout, stderr = await reader(popen.stdout), await reader(popen.stderr)
+    stdout, stderr = await reader(popen.stdout, stdout_read), await reader(popen.stderr)
     exited = loop.create_future()
     pidfd = os.pidfd_open(popen.pid)  # also for a process that has already ended (a zombie)
 

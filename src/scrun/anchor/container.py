@@ -1,0 +1,177 @@
+"""The anchor's container, as far as it needs no event loop: its record, create's pipe, scrun.lua,
+the control socket's address. service.Anchor runs the rest on asyncio; quick.create_quickly
+uses this part alone, while asyncio is still being imported.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+
+from scrun.anchor import holder
+from scrun.anchor.protocol import reachable_path
+from scrun.config.paths import read_identity
+from scrun.errors import ScrunError
+from scrun.log import get_logger
+from scrun.store.records import SOCKET_NAME, container_dir, load_record, process_starttime, save_record
+
+TYPE_CHECKING = False  # not typing's (see holder)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from scrun.anchor.request import AnchorRequest
+    from scrun.store.records import ContainerRecord
+
+# Connections that may wait while the loop is not serving yet (quick create: start comes early).
+SOCKET_BACKLOG = 64
+
+
+class Container:
+    def __init__(self, request: AnchorRequest, ready_fd: int | None, stdio: tuple[int, int, int]):
+        self.req = request
+        self.log = get_logger()
+        self.dir = container_dir(request.root, request.id)
+        self.record: ContainerRecord = load_record(request.root, request.id)
+        self.ready_fd = ready_fd
+        self.stdio = list(stdio)
+        self.env = self._base_env()
+        self.script_env = dict(request.script_env)  # SCRUN_* output variables; Lua may move the bundle
+        self.identity = read_identity()  # Lua gets the real ids, as the seed's staging example needs
+        self.job_env: dict[str, str] = {}
+        self.stage_in_entered = False
+        self.hooks: Any = None  # scrun.lua host, when the site has a scrun.lua
+        # Set while no Lua hook runs. A stop cancels our wait for stage_in, not its thread:
+        # stage_out must not enter the same Lua state until stage_in has returned. (lupa's
+        # runtime lock would also serialize them; this makes the order ours, and logged.)
+        self.lua_idle = threading.Event()
+        self.lua_idle.set()
+
+    def _base_env(self) -> dict[str, str]:
+        return holder.base_env(self.req)
+
+    def save(self) -> None:
+        save_record(self.req.root, self.record)
+
+    def set_status(self, status: str) -> None:
+        self.record.status = status
+        self.save()
+        self.log.debug("status %s", status)
+
+    def notify_create(self, event: str, **fields: Any) -> None:
+        """Tell the waiting `create` about progress, success or failure (JSON lines on a pipe)."""
+        if self.ready_fd is None:
+            return
+        try:
+            os.write(self.ready_fd, json.dumps({"event": event, **fields}).encode() + b"\n")
+        except OSError:
+            self.ready_fd = None  # create went away; nothing to tell
+            return
+        if event in ("created", "error"):
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    def slurm_env(self) -> dict[str, str]:
+        """Environment of srun, Lua commands and scancel: job variables, PATH, SLURM_CONF, SCRUN_*."""
+        return {**self.script_env, **self.job_env, **self.env}
+
+    def close_stdio(self) -> None:
+        for fd in self.stdio:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.stdio = [-1, -1, -1]
+
+    def _job_known(self, state: str, nodes: str | None = None, reason: str = "") -> None:
+        """What `state` and `list` show of the job (saved with the next record write)."""
+        self.record.job_state = state
+        self.record.pending_reason = reason
+        if nodes is not None:
+            self.record.nodes = nodes
+
+    def _record_job_id(self, job_id: int) -> None:
+        self.record.job_id = job_id
+        self.save()
+
+    def _lua_call(self, fn, *args: Any) -> None:
+        self.lua_idle.clear()
+        try:
+            fn(*args)
+        finally:
+            self.lua_idle.set()
+
+    def _lua_context(self) -> dict[str, Any]:
+        return {
+            "bundle": self.record.bundle,
+            "root_path": self.record.root_path,
+            "env": self.slurm_env,
+            "srun": self.req.srun_path,
+            "srun_args": self.req.srun_args,
+            "job_id": lambda: self.record.job_id,
+            "timeout": self.req.lua_timeout,
+        }
+
+    def _bundle_config(self) -> dict[str, Any] | None:
+        """The current bundle's config.json (Lua may have staged it elsewhere); None if unreadable."""
+        try:
+            with open(os.path.join(self.record.bundle, "config.json"), encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return config if isinstance(config, dict) else None
+
+    def record_anchor(self) -> None:
+        """This process is the container's pid (`state`, conmon): in the record before create hears."""
+        self.record.anchor_pid = os.getpid()
+        self.record.anchor_starttime = process_starttime(os.getpid()) or 0
+        self.save()
+
+    def job_granted(self, job_env: dict[str, str]) -> None:
+        self.job_env = job_env
+        self._job_known("RUNNING", nodes=job_env.get("SLURM_JOB_NODELIST", ""))
+        self.log.info("job %s allocated on %s", self.record.job_id, job_env.get("SLURM_JOB_NODELIST", "?"))
+
+    def load_lua(self) -> None:
+        from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
+
+        self.hooks = LuaHooks.load(self.req.lua_script, self._lua_context())
+
+    def stage_in(self) -> None:
+        self.stage_in_entered = True
+        job_env = [f"{k}={v}" for k, v in self.slurm_env().items()]
+        self._lua_call(self.hooks.stage_in, self.req.id, self.record.bundle, self.dir, self.req.config_file,
+                       self.record.job_id or 0, self.identity.real_uid, self.identity.real_gid, job_env)
+        # Lua may have moved the bundle/rootfs: srun, `state` and later commands use the new ones
+        # (upstream leaves SCRUN_BUNDLE/SCRUN_ROOTFS_PATH at the submitted paths).
+        self.record.bundle = self.hooks.bundle
+        self.record.root_path = self.hooks.root_path
+        self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
+        self.save()
+        from scrun.core.mounts import mapped_root_error, namespace_local_rootfs_error
+
+        linux = (self._bundle_config() or {}).get("linux")
+        error = (namespace_local_rootfs_error(self.record.root_path, self.identity.in_user_namespace)
+                 or mapped_root_error(self.record.root_path, linux if isinstance(linux, dict) else {}))
+        if error:
+            raise ScrunError(f"after scrun.lua stage_in: {error}")
+
+    def bind_socket(self) -> socket.socket:
+        """The control socket, listening (0600): `start`, `kill` and `delete` connect to it."""
+        path = os.path.join(self.dir, SOCKET_NAME)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        bind_path, dirfd = reachable_path(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(bind_path)
+            sock.listen(SOCKET_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            os.umask(old_umask)
+            if dirfd is not None:
+                os.close(dirfd)
+        return sock
