@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import jobs_named, sh, slurm_version, wait_for
+from conftest import Scrun, jobs_named, sh, slurm_version, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -426,3 +426,19 @@ def test_a_clean_exit_has_no_reason(slurm_cluster, scrun, make_bundle):
 def uuid_hex() -> str:
     import uuid
     return uuid.uuid4().hex[:12]
+
+
+def test_a_state_path_longer_than_a_socket_address_works(slurm_cluster, make_bundle, tmp_path):
+    """docker's state paths (a 64-character id under /var/run/docker/runtime-runc/moby) are longer
+    than sun_path: the control socket is bound through /proc/self/fd (protocol.reachable_path).
+    On 3.13 asyncio's server once looked that name up again after the directory fd was closed,
+    and the anchor died right after create (docker: "its anchor is gone")."""
+    runner = Scrun(tmp_path / ("deep-" * 20) / "root")
+    runner.root.parent.mkdir(parents=True)
+    cid = f"{runner.new_id()}{'x' * 50}"
+    assert len(str(runner.root / cid / "ctl.sock").encode()) > 108
+    assert runner.create(cid, make_bundle(["sh", "-c", "exit 3"])).returncode == 0
+    started = runner("start", cid)
+    assert started.returncode == 0, started.stderr
+    assert runner.wait_stopped(cid)["exit_code"] == 3
+    assert runner("delete", cid).returncode == 0

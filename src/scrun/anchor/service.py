@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -293,7 +294,11 @@ class Anchor(Container):
 
     async def _serve(self) -> asyncio.AbstractServer:
         sock = self.quick.sock if self.quick is not None and self.quick.sock is not None else self.bind_socket()
-        return await asyncio.start_unix_server(self._handle_client, sock=sock)
+        # 3.13's server stats the socket's bound name to unlink it at close; a long path was
+        # bound through /proc/self/fd/N/… (protocol.reachable_path), and fd N is closed by now
+        # (NotADirectoryError once N was reused: docker's state paths). run() unlinks it itself.
+        cleanup = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
+        return await asyncio.start_unix_server(self._handle_client, sock=sock, **cleanup)
 
     async def _handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
