@@ -9,10 +9,10 @@ import sys
 
 from scrun.anchor import quick
 from scrun.anchor.quick import QuickCreate, _read_grant
-from scrun.slurm.argv import HOLDER_READY
+from scrun.slurm.argv import HOLDER_READY_MARK
 from scrun.slurm.runner import adopt_async
 
-READY = b"\0" + HOLDER_READY.encode() + b"\0"
+READY = HOLDER_READY_MARK
 JOB_ENV = b"SLURM_JOB_ID=42\0SLURM_JOB_NODELIST=n1\0HOME=/root\0"
 
 

@@ -18,11 +18,10 @@ from scrun.anchor.holder import HOLDER_SPAWN, abandon
 from scrun.errors import SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_env0, parse_salloc_line
+from scrun.slurm.parse import parse_holder_env, parse_salloc_line
 from scrun.slurm.runner import AdoptedProcess, adopt_async, run_async, spawn_async
 
 RELEASE_TIMEOUT = 15.0
-_READY = b"\0" + slurm_argv.HOLDER_READY.encode() + b"\0"
 
 
 class Allocation:
@@ -65,14 +64,14 @@ class Allocation:
         watcher = asyncio.ensure_future(self._watch_stderr())
         assert self.proc.stdout is not None
         try:
-            data = await self.proc.stdout.readuntil(_READY)
+            data = await self.proc.stdout.readuntil(slurm_argv.HOLDER_READY_MARK)
         except asyncio.IncompleteReadError:
             await self.proc.wait()
             await watcher
             detail = "; ".join(self._errors) or f"salloc exited {self.proc.returncode}"
             self.proc = None
             raise SlurmError(f"job allocation failed: {detail}") from None
-        self.job_env = {k: v for k, v in parse_env0(data[: -len(_READY)]).items() if k.startswith("SLURM")}
+        self.job_env = parse_holder_env(data[: -len(slurm_argv.HOLDER_READY_MARK)])
         self._learn_job_id(int(self.job_env.get("SLURM_JOB_ID", self.job_id or 0)))
         return self.job_env
 

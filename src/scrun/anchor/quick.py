@@ -20,8 +20,8 @@ import signal
 import time
 
 from scrun.core.status import Status
-from scrun.slurm.argv import HOLDER_READY
-from scrun.slurm.parse import parse_env0
+from scrun.slurm.argv import HOLDER_READY_MARK
+from scrun.slurm.parse import parse_holder_env
 
 TYPE_CHECKING = False  # not typing's (see holder)
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 # How long the quick path waits for the grant before the loop takes over (and reports a
 # pending job's progress to create, as before).
 QUICK_GRANT = 1.0
-_READY = b"\0" + HOLDER_READY.encode() + b"\0"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -92,7 +91,7 @@ def _read_grant(salloc: subprocess.Popen, quick: QuickCreate) -> dict[str, str] 
     assert salloc.stdout is not None
     fd = salloc.stdout.fileno()
     deadline = time.monotonic() + QUICK_GRANT
-    while _READY not in quick.salloc_out:
+    while HOLDER_READY_MARK not in quick.salloc_out:
         left = deadline - time.monotonic()
         if left <= 0 or quick.signals:
             return None
@@ -102,8 +101,7 @@ def _read_grant(salloc: subprocess.Popen, quick: QuickCreate) -> dict[str, str] 
         if not chunk:
             return None  # salloc ended: the loop reads why on its stderr
         quick.salloc_out += chunk
-    data = quick.salloc_out[: quick.salloc_out.index(_READY)]
-    return {k: v for k, v in parse_env0(data).items() if k.startswith("SLURM")}
+    return parse_holder_env(quick.salloc_out[: quick.salloc_out.index(HOLDER_READY_MARK)])
 
 
 def _probe_version(container: Container) -> subprocess.Popen | None:

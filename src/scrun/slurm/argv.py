@@ -9,6 +9,8 @@ from collections.abc import Sequence
 # relinquishes the allocation: the job ends COMPLETED and never outlives its container.
 HOLDER_READY = "__SCRUN_ALLOCATION_READY__"
 HOLDER_SCRIPT = f"env -0; printf '\\0{HOLDER_READY}\\0'; exec cat >/dev/null"
+# What ends the holder's output: its job environment (env -0) comes before it.
+HOLDER_READY_MARK = b"\0" + HOLDER_READY.encode() + b"\0"
 
 # srun learned --container-id in Slurm 23.02.
 CONTAINER_ID_MIN_VERSION = (23, 2)

@@ -34,6 +34,11 @@ def parse_slurm_version(text: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+def parse_holder_env(data: bytes) -> dict[str, str]:
+    """The holder's output up to its ready mark (`env -0` of the job) → the SLURM* variables."""
+    return {k: v for k, v in parse_env0(data).items() if k.startswith("SLURM")}
+
+
 def parse_env0(data: bytes) -> dict[str, str]:
     """`env -0` output → dict; entries without '=' are ignored."""
     out: dict[str, str] = {}
