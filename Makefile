@@ -13,6 +13,9 @@ DEVCLUSTER := python3 tools/devcluster.py
 LANE ?= all
 LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 
+# What every lane runs (tests/conftest.py: a test's tier is its folder; unit runs once, on the host).
+LANE_TIERS := integration or e2e or security
+
 .PHONY: all venv install packages cluster cluster-down demo test unit lint bench bench-ab conformance soak clean
 
 all: test
@@ -56,8 +59,8 @@ lint: venv
 test: cluster lint
 	CI=$${CI:-true} $(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 	@rc=0; for lane in $(LANES); do \
-	  echo "=== integration and e2e on $$lane ==="; \
-	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "integration or e2e" $(PYTEST_ARGS) || rc=1; \
+	  echo "=== $(LANE_TIERS) on $$lane ==="; \
+	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "$(LANE_TIERS)" $(PYTEST_ARGS) || rc=1; \
 	done; $(MAKE) --no-print-directory conformance-check || rc=1; exit $$rc
 
 # The OCI runtime-tools suite against crun and scrun in every lane (tools/conformance.py): a table

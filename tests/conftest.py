@@ -27,6 +27,22 @@ IMAGE = "localhost/busybox:latest"
 LIVE_STATES = "R,S,D,T,t"
 
 
+# A test's tier is its folder: a file that names none (or a new folder) cannot slip out of CI.
+# `make test` runs unit on the host and LANE_TIERS in every lane (tests/unit/test_tiers.py
+# checks the Makefile says so).
+TIERS = ("unit", "integration", "e2e", "security")
+LANE_TIERS = ("integration", "e2e", "security")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = pathlib.Path(str(item.fspath)).parent.name
+        if folder not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/<tier>/, tier one of {', '.join(TIERS)}")
+        item.add_marker(getattr(pytest.mark, folder))
+
+
 def require(ok: bool, reason: str) -> None:
     """Skip outside CI; fail loudly in CI."""
     if ok:

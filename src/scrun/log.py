@@ -8,6 +8,7 @@ syslog (off by default). Nothing is configured at import time.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import logging
 import os
@@ -115,6 +116,62 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps({"level": _JSON_LEVEL.get(name, "debug"), "msg": record.getMessage(), "time": stamp})
 
 
+def open_log_file(path: str) -> int:
+    """An fd appending to --log's file, opened so that nobody else's file or link is written.
+
+    The path is the caller's, but the file at it may not be: in a directory others can write
+    (/tmp) a user could put a link there to a file of root's, or a file of their own to read what
+    root logs. So: links are not followed (except root's own in a root-only directory, as
+    /dev/stderr), a regular file must be ours, and its mode is set through the fd."""
+    import stat
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or not _root_only_link(path):
+                raise
+            fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        what = "it is a symlink, which --log does not follow" if exc.errno == errno.ELOOP else exc.strerror
+        raise ConfigError(f"--log {path}: cannot open: {what}") from None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode):
+        if st.st_uid != os.getuid():
+            os.close(fd)
+            raise ConfigError(f"--log {path}: belongs to uid {st.st_uid}, not to you: scrun writes its log only to "
+                              "a file of its own (remove it, or choose another path)")
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+def _root_only_link(path: str) -> bool:
+    """A symlink of root's in a directory only root can change (/dev/stderr, /dev/log …)."""
+    import stat
+
+    try:
+        link, parent = os.lstat(path), os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return link.st_uid == 0 and parent.st_uid == 0 and not parent.st_mode & 0o022 and stat.S_ISLNK(link.st_mode)
+
+
+class _SafeFileHandler(logging.FileHandler):
+    """FileHandler whose file is opened by open_log_file."""
+
+    def __init__(self, path: str):
+        self._fd = open_log_file(path)
+        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+        self.stream = self._open()
+
+    def _open(self):
+        fd, self._fd = self._fd, None
+        if fd is None:
+            fd = open_log_file(self.baseFilename)
+        return os.fdopen(fd, "a", encoding="utf-8")
+
+
 def setup_logging(config: LogConfig, *, stderr_stream=None) -> logging.Logger:
     """Install the sinks of `config` on the `scrun` logger (replacing earlier ones)."""
     logger = logging.getLogger(LOGGER_NAME)
@@ -130,11 +187,7 @@ def setup_logging(config: LogConfig, *, stderr_stream=None) -> logging.Logger:
         logger.addHandler(h)
         levels.append(_PY_LEVEL[config.stderr_level])
     if config.log_file and config.file_level > 0:
-        try:
-            fh = logging.FileHandler(config.log_file, mode="a", encoding="utf-8", delay=False)
-        except OSError as exc:
-            raise ConfigError(f"--log {config.log_file}: cannot open: {exc.strerror}") from None
-        os.chmod(config.log_file, 0o600) if os.stat(config.log_file).st_uid == os.getuid() else None
+        fh = _SafeFileHandler(config.log_file)
         fh.setLevel(_PY_LEVEL[config.file_level])
         fh.setFormatter(_JsonFormatter() if config.log_format == "json" else _TextFormatter(config.prog, with_time=True))
         logger.addHandler(fh)

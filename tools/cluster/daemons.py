@@ -28,7 +28,10 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
             *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
     for d in dirs:
         t.path(d).mkdir(parents=True, exist_ok=True)
-    t.path(conf.CRUN_ROOT).chmod(0o1777)
+    # crun's state of each user's containers (oci.conf's --root=CRUN_ROOT/%u): the parent is
+    # root's, each user's directory theirs (users.ensure_user), so nobody can make another's first.
+    t.path(conf.CRUN_ROOT).chmod(0o755)
+    t.run(["install", "-d", "-m", "0700", f"{conf.CRUN_ROOT}/root"])
     t.path(conf.LOG_DIR).chmod(0o775)
     t.chown("slurm:slurm", f"{conf.LIB_DIR}/slurmctld", conf.LOG_DIR)
     return changed

@@ -10,7 +10,7 @@ local json = require 'json'
 
 -- /run/user/<uid> is the user's own (made at login by pam_systemd, or by devcluster here).
 local scratch = "/run/user/%d/scrun-stage/%s"
--- root's copies: searchable (0711) by a mapped root, listable by nobody else.
+-- root's copies: /run/scrun-stage is 0711 (nobody lists it), each copy 0700 (see stage_in).
 local root_scratch = "/run/scrun-stage/%s"
 
 local function read_file(path)
@@ -37,6 +37,18 @@ local function has_uid_mappings(config)
 	return config.linux ~= nil and config.linux.uidMappings ~= nil and #config.linux.uidMappings > 0
 end
 
+-- The host uid/gid the container's root is mapped to (uid mappings: containerID 0 → hostID).
+local function mapped_root(config)
+	local uid, gid = 0, 0
+	for _, m in ipairs(config.linux.uidMappings or {}) do
+		if m.containerID == 0 then uid = m.hostID end
+	end
+	for _, m in ipairs(config.linux.gidMappings or {}) do
+		if m.containerID == 0 then gid = m.hostID end
+	end
+	return math.floor(uid), math.floor(gid)
+end
+
 function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
 	local text, err = read_file(config_file)
 	if not text then
@@ -49,14 +61,21 @@ function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_i
 	end
 	local src = config.root.path
 	if string.sub(src, 1, 1) ~= "/" then src = bundle .. "/" .. src end
-	local dst_bundle, mode
+	-- Every copy is private: 0700 all the way (mkdir -p -m sets the last directory only, so
+	-- each level is made on its own). A root container with uid mappings is reached on the node
+	-- by its mapped root: its bundle directory is that uid's, 0700, and nobody else's.
+	local dst_bundle, make
 	if user_id == 0 then
-		dst_bundle, mode = string.format(root_scratch, id), "0711"
+		dst_bundle = string.format(root_scratch, id)
+		local uid, gid = mapped_root(config)
+		make = string.format("install -d -m 0711 -o 0 -g 0 /run/scrun-stage && install -d -m 0700 -o %d -g %d %s",
+			uid, gid, quote(dst_bundle))
 	else
-		dst_bundle, mode = string.format(scratch, math.floor(user_id), id), "0700"
+		dst_bundle = string.format(scratch, math.floor(user_id), id)
+		make = string.format("umask 077 && mkdir -p %s", quote(dst_bundle))
 	end
 	local dst_rootfs = dst_bundle .. "/rootfs"
-	local st, out = slurm.allocator_command(string.format("mkdir -p -m %s %s", mode, quote(dst_bundle)))
+	local st, out = slurm.allocator_command(make)
 	if st ~= 0 then
 		slurm.log_error("cannot make %s: %s", dst_rootfs, out)
 		return slurm.ERROR
@@ -80,6 +99,8 @@ function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_i
 			config.hooks[stage] = kept
 		end
 	end
+	-- The container's environment (secrets included) is in config.json: 0600, before it is written.
+	slurm.allocator_command(string.format("umask 077 && : > %s/config.json", quote(dst_bundle)))
 	local ok, werr = write_file(dst_bundle .. "/config.json", json.encode(config))
 	if not ok then
 		slurm.log_error("cannot write %s/config.json: %s", dst_bundle, werr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cluster.podman import IMAGE, exported_image
 from cluster.shell import write_if_changed
-from cluster.slurmconf import MARKER
+from cluster.slurmconf import CRUN_ROOT, MARKER
 from cluster.target import Target
 
 ROOTLESS_USER = "scrunuser"   # user A of the tests
@@ -60,6 +60,7 @@ def ensure_user(t: Target, user: str, scrun_path: str) -> None:
     runtime_dir = f"/run/user/{uid}"
     t.run(["install", "-d", "-m", "0755", "/run/user"])
     t.run(["install", "-d", "-m", "0700", "-o", user, "-g", user, runtime_dir])
+    t.run(["install", "-d", "-m", "0700", "-o", user, "-g", user, f"{CRUN_ROOT}/{user}"])
     conf_dir = f"{home}/.config/containers"
     t.run(["install", "-d", "-o", user, "-g", user, f"{home}/.config", conf_dir])
     if write_if_changed(t.path(f"{conf_dir}/containers.conf"), user_containers_conf(scrun_path)):

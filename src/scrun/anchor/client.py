@@ -7,7 +7,7 @@ from __future__ import annotations
 import _socket
 import os
 
-from scrun.anchor.protocol import ProtocolError, decode, encode, reachable_path
+from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode, encode, reachable_path
 from scrun.errors import AnchorError
 
 
@@ -32,6 +32,8 @@ def request(socket_path: str, op: str, *, timeout: float = 30.0, **args: object)
             if not chunk:
                 break
             data += chunk
+            if len(data) > MAX_MESSAGE:
+                raise AnchorError(f"anchor at {socket_path} sent a reply longer than {MAX_MESSAGE} bytes to `{op}`")
     except TimeoutError:
         raise AnchorError(f"anchor at {socket_path} did not answer `{op}` within {timeout:.0f}s") from None
     except OSError as exc:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from scrun.anchor import holder
 from scrun.anchor.allocation import Allocation
 from scrun.anchor.container import Container
-from scrun.anchor.protocol import ProtocolError, decode_request, encode
+from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode
 from scrun.core.envlist import env_dict
 from scrun.core.mounts import node_visible_path, read_mountinfo
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
@@ -298,7 +298,7 @@ class Anchor(Container):
         # bound through /proc/self/fd/N/… (protocol.reachable_path), and fd N is closed by now
         # (NotADirectoryError once N was reused: docker's state paths). run() unlinks it itself.
         cleanup = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
-        return await asyncio.start_unix_server(self._handle_client, sock=sock, **cleanup)
+        return await asyncio.start_unix_server(self._handle_client, sock=sock, limit=MAX_MESSAGE, **cleanup)
 
     async def _handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -308,8 +308,12 @@ class Anchor(Container):
             if uid not in (0, os.getuid()):
                 reply: dict[str, Any] = {"ok": False, "error": f"uid {uid} may not control this container", "kind": "permission"}
             else:
-                line = await reader.readline()
+                line = b""
                 try:
+                    try:
+                        line = await reader.readline()
+                    except ValueError:  # asyncio's LimitOverrunError: longer than MAX_MESSAGE
+                        raise ProtocolError(f"request longer than {MAX_MESSAGE} bytes") from None
                     req = decode_request(line)
                     reply = await self._dispatch(req)
                 except ProtocolError as exc:

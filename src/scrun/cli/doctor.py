@@ -191,7 +191,6 @@ def checks(settings) -> list[Check]:
 
 def allocate(settings, bundle: str | None) -> Check:
     """A real container, end to end, through this scrun: each phase's time, or where it failed."""
-    import json
     import subprocess
     import sys
     import time
@@ -201,9 +200,19 @@ def allocate(settings, bundle: str | None) -> Check:
         return Check("end to end", False, "--allocate needs --bundle DIR", "pass a bundle whose rootfs the nodes can read")
     cid = f"scrun-doctor-{uuid.uuid4().hex[:8]}"
     base = [sys.executable, "-I", "-m", "scrun", "--root", settings.root, "-f", settings.slurm_conf]
+    import shutil
+    import tempfile
+
+    from scrun.errors import ScrunError
+    from scrun.store.live import check_state_root as verify_state_root, read_record
+
+    try:
+        verify_state_root(settings.root)  # before anything is written there: it may be someone else's
+    except ScrunError as exc:
+        return Check("end to end", False, str(exc), "pass --root with a directory of yours")
     times: dict[str, float] = {}
-    log = os.path.join(settings.root, f".doctor-{cid}.log")
-    os.makedirs(settings.root, exist_ok=True)
+    private = tempfile.mkdtemp(prefix="scrun-doctor-")  # 0700, ours: the steps' stderr
+    log = os.path.join(private, "steps.log")
 
     def step(name: str, argv: list[str]) -> subprocess.CompletedProcess:
         t0 = time.perf_counter()
@@ -217,11 +226,9 @@ def allocate(settings, bundle: str | None) -> Check:
             return Check("end to end", False, f"create failed: {_last_line(log)}", "fix what it names")
         if step("start", ["start", cid]).returncode != 0:
             return Check("end to end", False, f"start failed: {_last_line(log)}", "fix what it names")
-        record = os.path.join(settings.root, cid, "state.json")
         t0 = time.perf_counter()
         while True:
-            with open(record, encoding="utf-8") as fh:
-                doc = json.load(fh)
+            doc = read_record(settings.root, cid)
             if doc["status"] == "stopped" or time.perf_counter() - t0 > 300:
                 break
             time.sleep(0.01)
@@ -235,10 +242,7 @@ def allocate(settings, bundle: str | None) -> Check:
     finally:
         subprocess.run([*base, "delete", "--force", cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        try:
-            os.unlink(log)
-        except OSError:
-            pass
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _last_line(path: str) -> str:

@@ -5,7 +5,7 @@ import os
 
 from scrun.cli.output import print_json, print_text
 from scrun.errors import ScrunError
-from scrun.store.live import check_owned, live_status, read_record, state_document
+from scrun.store.live import check_state_root, live_status, read_record, state_document
 
 USAGE = "list [--format table|json] [--quiet]"
 
@@ -36,7 +36,7 @@ def rows(root: str) -> list[dict[str, object]]:
     """State documents (plus `job`, `job_state`, `nodes`, `reason`) of every readable container; a
     half-made one is skipped, as runc does. A job squeue no longer knows has ended: its last
     state is the one its anchor recorded."""
-    check_owned(root, follow=True)
+    check_state_root(root)
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:

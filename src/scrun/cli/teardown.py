@@ -39,12 +39,26 @@ def wait_anchor_gone(doc: dict[str, object], timeout: float) -> bool:
 
 
 def kill_anchor(doc: dict[str, object]) -> None:
-    if _alive(doc):
-        try:
-            os.kill(doc["anchor_pid"], 9)
-        except ProcessLookupError:
-            pass
-        wait_anchor_gone(doc, 5)
+    """SIGKILL the recorded anchor: through a pidfd opened before its start time is checked, so
+    the signal cannot reach a process that took the pid meanwhile."""
+    import signal
+
+    pid = doc.get("anchor_pid", 0)
+    if not isinstance(pid, int) or pid <= 0:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return  # gone
+    try:
+        if _alive(doc):
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    finally:
+        os.close(pidfd)
+    wait_anchor_gone(doc, 5)
 
 
 def cancel_recorded_job(doc: dict[str, object]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import namedtuple
 
 from scrun.core.envlist import env_dict
@@ -106,6 +107,11 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
     )
 
 
+# podman's and docker's config.json are 5-30 KiB; a file far larger is refused, not read whole
+# (the anchor and create would otherwise hold whatever an image's build made it).
+MAX_CONFIG_BYTES = 4 << 20
+
+
 def load_bundle_config(bundle: str) -> BundleConfig:
     """Read `<bundle>/config.json` (bundle made absolute) and validate it."""
     bundle = os.path.abspath(bundle)
@@ -113,8 +119,14 @@ def load_bundle_config(bundle: str) -> BundleConfig:
         raise InvalidInputError(f"bundle {bundle}: no such directory (pass --bundle DIR holding config.json)")
     config_file = os.path.join(bundle, "config.json")
     try:
-        with open(config_file, encoding="utf-8") as fh:
-            text = fh.read()
+        # O_NONBLOCK: a FIFO in its place must not hang create; the read below then finds no data.
+        with open(os.open(config_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise InvalidInputError(f"{config_file}: cannot read: not a regular file (a bundle's config.json is one)")
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise InvalidInputError(f"{config_file}: larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config.json")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise InvalidInputError(f"{config_file}: no such file (a bundle needs config.json; `crun spec` writes one)") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -34,5 +34,7 @@ def default_job_name(container_id: str, annotations: dict[str, str]) -> str:
                 "org.opencontainers.image.ref.name", "io.container.manager.name"):
         name = annotations.get(key)
         if name:
+            # An image's annotation may hold anything: Slurm echoes job names, keep them one line.
+            name = "".join(c if c.isprintable() else "?" for c in name)
             return f"scrun:{name}"[:64]
     return f"scrun:{container_id[:12]}"

@@ -89,37 +89,52 @@ def flag_is_set(value: str) -> bool:
     return v.isdigit() and int(v) != 0
 
 
-class OptionRow(namedtuple("OptionRow", "env option target check note", defaults=("",))):
+class OptionRow(namedtuple("OptionRow", "env option target check note caller_only", defaults=("", ""))):
     """env: the SCRUN_* name; option: salloc's/srun's long option ("--time"); target: JOB
-    (salloc) or STEP (srun); check: validates a value (None: a flag without value)."""
+    (salloc) or STEP (srun); check: validates a value (None: a flag without value);
+    caller_only: why a container may not set it (empty: it may), see CALLER_ONLY."""
 
     __slots__ = ()
 
 
-def _row(env: str, option: str, target: str = JOB, check: Callable[[str], str] | None = _text, note: str = "") -> OptionRow:
-    return OptionRow(env, option, target, check, note)
+def _row(env: str, option: str, target: str = JOB, check: Callable[[str], str] | None = _text, note: str = "",
+         caller_only: str = "") -> OptionRow:
+    return OptionRow(env, option, target, check, note, caller_only)
+
+
+# What a container (its process.env — an image's ENV as well as `-e` — and its org.slurm.*
+# annotations, which podman copies from images too) may not choose: anything that names a program
+# or a path on a host, or a Slurm behaviour that runs outside the container, or who pays and with
+# which privileges. Only the caller's environment (or the site's slurm.conf) sets these: an image
+# pulled from a registry must not run `srun --prolog=/usr/bin/env` on the login node as root.
+_RUNS_ON_LOGIN = "srun runs that program on the login node, outside the container"
+_RUNS_ON_NODE = "slurmstepd runs that program on the compute node, outside the container"
+_HOST_PATH = "a directory on the compute node, outside the container"
+_OUTSIDE = "a Slurm behaviour that acts outside the container"
+_POLICY = "who is charged and with which privileges: the caller's decision, not the image's"
+_WHERE = "which cluster scrun talks to: the caller's decision, not the image's"
 
 
 OPTION_TABLE: tuple[OptionRow, ...] = (
-    _row("SCRUN_ACCOUNT", "--account"),
-    _row("SCRUN_ACCTG_FREQ", "--acctg-freq"),
-    _row("SCRUN_BURST_BUFFER", "--bb"),
-    _row("SCRUN_CLUSTER_CONSTRAINT", "--cluster-constraint"),
-    _row("SCRUN_CLUSTERS", "--clusters"),
+    _row("SCRUN_ACCOUNT", "--account", caller_only=_POLICY),
+    _row("SCRUN_ACCTG_FREQ", "--acctg-freq", caller_only=_OUTSIDE),
+    _row("SCRUN_BURST_BUFFER", "--bb", caller_only=_OUTSIDE),
+    _row("SCRUN_CLUSTER_CONSTRAINT", "--cluster-constraint", caller_only=_WHERE),
+    _row("SCRUN_CLUSTERS", "--clusters", caller_only=_WHERE),
     _row("SCRUN_CONSTRAINT", "--constraint"),
     _row("SCRUN_CORE_SPEC", "--core-spec", check=_count_or_zero, note="the man page calls it SLURM_CORE_SPEC"),
     _row("SCRUN_CPU_BIND", "--cpu-bind", STEP),
-    _row("SCRUN_CPU_FREQ_REQ", "--cpu-freq"),
+    _row("SCRUN_CPU_FREQ_REQ", "--cpu-freq", caller_only=_OUTSIDE),
     _row("SCRUN_CPUS_PER_GPU", "--cpus-per-gpu", check=_positive_int),
     _row("SCRUN_CPUS_PER_TASK", "--cpus-per-task", check=_positive_int),
     _row("SCRUN_DELAY_BOOT", "--delay-boot", check=_time),
     _row("SCRUN_DEPENDENCY", "--dependency"),
     _row("SCRUN_DISTRIBUTION", "--distribution"),
-    _row("SCRUN_EPILOG", "--epilog", STEP),
+    _row("SCRUN_EPILOG", "--epilog", STEP, caller_only=_RUNS_ON_LOGIN),
     _row("SCRUN_EXACT", "--exact", STEP, check=None),
     _row("SCRUN_EXCLUSIVE", "--exclusive", check=None),
     _row("SCRUN_GPU_BIND", "--gpu-bind"),
-    _row("SCRUN_GPU_FREQ", "--gpu-freq"),
+    _row("SCRUN_GPU_FREQ", "--gpu-freq", caller_only=_OUTSIDE),
     _row("SCRUN_GPUS", "--gpus"),
     _row("SCRUN_GPUS_PER_NODE", "--gpus-per-node"),
     _row("SCRUN_GPUS_PER_SOCKET", "--gpus-per-socket"),
@@ -137,7 +152,7 @@ OPTION_TABLE: tuple[OptionRow, ...] = (
     _row("SCRUN_MEM_PER_NODE", "--mem", check=_memory),
     _row("SCRUN_MPI_TYPE", "--mpi", STEP),
     _row("SCRUN_NCORES_PER_SOCKET", "--cores-per-socket", check=_positive_int),
-    _row("SCRUN_NETWORK", "--network"),
+    _row("SCRUN_NETWORK", "--network", caller_only=_OUTSIDE),
     _row("SCRUN_NSOCKETS_PER_NODE", "--sockets-per-node", check=_positive_int),
     _row("SCRUN_NTASKS", "--ntasks", check=_positive_int),
     _row("SCRUN_NTASKS_PER_CORE", "--ntasks-per-core", check=_positive_int),
@@ -148,18 +163,18 @@ OPTION_TABLE: tuple[OptionRow, ...] = (
     _row("SCRUN_OVERCOMMIT", "--overcommit", check=None),
     _row("SCRUN_OVERLAP", "--overlap", STEP, check=None),
     _row("SCRUN_PARTITION", "--partition"),
-    _row("SCRUN_POWER", "--power"),
-    _row("SCRUN_PROFILE", "--profile"),
-    _row("SCRUN_PROLOG", "--prolog", STEP),
-    _row("SCRUN_QOS", "--qos"),
-    _row("SCRUN_REMOTE_CWD", "--chdir", STEP, note="the container's step starts there; process.cwd still applies inside"),
+    _row("SCRUN_POWER", "--power", caller_only=_OUTSIDE),
+    _row("SCRUN_PROFILE", "--profile", caller_only=_OUTSIDE),
+    _row("SCRUN_PROLOG", "--prolog", STEP, caller_only=_RUNS_ON_LOGIN),
+    _row("SCRUN_QOS", "--qos", caller_only=_POLICY),
+    _row("SCRUN_REMOTE_CWD", "--chdir", STEP, note="the container's step starts there; process.cwd still applies inside", caller_only=_HOST_PATH),
     _row("SCRUN_REQ_SWITCH", "--switches", check=_switches),
-    _row("SCRUN_RESERVATION", "--reservation"),
+    _row("SCRUN_RESERVATION", "--reservation", caller_only=_POLICY),
     _row("SCRUN_SIGNAL", "--signal"),
-    _row("SCRUN_SLURMD_DEBUG", "--slurmd-debug", STEP, check=_slurmd_debug),
+    _row("SCRUN_SLURMD_DEBUG", "--slurmd-debug", STEP, check=_slurmd_debug, caller_only=_OUTSIDE),
     _row("SCRUN_SPREAD_JOB", "--spread-job", check=None),
-    _row("SCRUN_TASK_EPILOG", "--task-epilog", STEP),
-    _row("SCRUN_TASK_PROLOG", "--task-prolog", STEP),
+    _row("SCRUN_TASK_EPILOG", "--task-epilog", STEP, caller_only=_RUNS_ON_NODE),
+    _row("SCRUN_TASK_PROLOG", "--task-prolog", STEP, caller_only=_RUNS_ON_NODE),
     _row("SCRUN_THREAD_SPEC", "--thread-spec", check=_positive_int),
     _row("SCRUN_THREADS_PER_CORE", "--threads-per-core", check=_positive_int),
     _row("SCRUN_THREADS", "--threads", STEP, check=_positive_int),
@@ -169,8 +184,8 @@ OPTION_TABLE: tuple[OptionRow, ...] = (
     _row("SCRUN_UNBUFFEREDIO", "--unbuffered", STEP, check=None),
     _row("SCRUN_USE_MIN_NODES", "--use-min-nodes", check=None),
     _row("SCRUN_WAIT4SWITCH", "--switches", check=_time, note="max wait for --switches, as count@time"),
-    _row("SCRUN_WCKEY", "--wckey"),
-    _row("SCRUN_WORKING_DIR", "--chdir", STEP, note="same as SCRUN_REMOTE_CWD and wins over it"),
+    _row("SCRUN_WCKEY", "--wckey", caller_only=_POLICY),
+    _row("SCRUN_WORKING_DIR", "--chdir", STEP, note="same as SCRUN_REMOTE_CWD and wins over it", caller_only=_HOST_PATH),
 )
 
 OPTIONS_BY_ENV: Mapping[str, OptionRow] = {row.env: row for row in OPTION_TABLE}
@@ -182,15 +197,38 @@ class JobOptions(namedtuple("JobOptions", "job_args step_args job_name")):
     __slots__ = ()
 
 
+CONTAINER_ENV = "the container's environment (config.json process.env: an image's ENV, or -e)"
+
+
+def refuse_caller_only(values: Mapping[str, str], source: str) -> None:
+    """A container asked for an option only the caller may set: one line, which option, and where."""
+    for name in sorted(values):
+        row = OPTIONS_BY_ENV.get(name)
+        if row is not None and row.caller_only:
+            where = source.format(name=name)
+            raise InvalidInputError(f"{name} from {where} is refused: {row.caller_only}; set it in the caller's "
+                                    "environment of scrun (or the site's slurm.conf), never in a container")
+
+
 def merge_option_env(caller_env: Mapping[str, str], container_env: Mapping[str, str]) -> dict[str, str]:
     """SCRUN_* values in effect: the caller's environment, overridden by config.json process.env.
 
     The container's own `-e SCRUN_…` is the more specific request (one container), the caller's
-    environment a default for all containers started from that shell, so the container wins.
+    environment a default for all containers started from that shell, so the container wins —
+    for the options a container may set at all (refuse_caller_only: the others raise).
     """
     merged = {k: v for k, v in caller_env.items() if k in OPTIONS_BY_ENV}
-    merged.update({k: v for k, v in container_env.items() if k in OPTIONS_BY_ENV})
+    from_container = {k: v for k, v in container_env.items() if k in OPTIONS_BY_ENV}
+    refuse_caller_only(from_container, CONTAINER_ENV)
+    merged.update(from_container)
     return merged
+
+
+def _one_line(name: str, raw: str) -> None:
+    """Slurm's commands echo option values in their messages: a newline in one could forge a line
+    scrun reads from them (a job id), so no value may hold a control character."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw if c != "\t"):
+        raise InvalidInputError(f"{name}={raw!r}: holds a control character (a newline …): option values are one line")
 
 
 def build_job_options(values: Mapping[str, str]) -> JobOptions:
@@ -203,6 +241,7 @@ def build_job_options(values: Mapping[str, str]) -> JobOptions:
         if row.env not in values:
             continue
         raw = values[row.env]
+        _one_line(row.env, raw)
         if row.env == "SCRUN_WAIT4SWITCH":
             continue  # folded into --switches below
         if row.env == "SCRUN_REMOTE_CWD" and "SCRUN_WORKING_DIR" in values:

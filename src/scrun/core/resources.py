@@ -70,5 +70,9 @@ def requests_from_config(doc: Mapping[str, Any], config_file: str, known: Mappin
         if name not in known:
             raise InvalidInputError(f"annotation {key}: no such job option (use org.slurm.<name> for a SCRUN_<NAME> "
                                     "of scrun(1), e.g. org.slurm.partition)")
+        from scrun.core.options import refuse_caller_only
+
+        # podman copies an image's annotations into config.json: they are the container's, not the caller's.
+        refuse_caller_only({name: str(value)}, f"the container's annotation {key} (podman --annotation, or the image's)")
         out[name] = str(value)
     return out

@@ -30,8 +30,14 @@ _KEPT_IN_VERBOSE = (b"srun: error: ", b"srun: fatal: ", b"srun: warning: ")
 STEP_CANCELLED = re.compile(rb"^slurmstepd(?:-\S+)?: error: \*\*\* STEP \S+ ON \S+ CANCELLED AT ")
 
 
+# srun's and slurmstepd's lines are a few hundred bytes: a partial line longer than this is the
+# container's, forwarded at once (a container printing "srun: " and never a newline would
+# otherwise grow the anchor's memory without bound).
+MAX_NOISE_LINE = 4096
+
+
 def _could_be_noise(partial: bytes) -> bool:
-    return any(p.startswith(partial[: len(p)]) for p in _PREFIXES)
+    return len(partial) <= MAX_NOISE_LINE and any(p.startswith(partial[: len(p)]) for p in _PREFIXES)
 
 
 class StderrFilter:

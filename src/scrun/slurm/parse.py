@@ -4,20 +4,22 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+# Whole lines only: salloc's errors quote what it was given ("'Pending job allocation 7' can't be
+# reached now … for --cluster"), and a job id read from such a line was once cancelled as ours.
 _SALLOC_PATTERNS = (
-    ("pending", re.compile(r"Pending job allocation (\d+)")),
-    ("granted", re.compile(r"Granted job allocation (\d+)")),
-    ("queued", re.compile(r"job (\d+) queued and waiting for resources")),
-    ("allocated", re.compile(r"job (\d+) has been allocated resources")),
-    ("revoked", re.compile(r"Job allocation (\d+) has been revoked")),
+    ("pending", re.compile(r"salloc: Pending job allocation (\d+)")),
+    ("granted", re.compile(r"salloc: Granted job allocation (\d+)")),
+    ("queued", re.compile(r"salloc: job (\d+) queued and waiting for resources")),
+    ("allocated", re.compile(r"salloc: job (\d+) has been allocated resources")),
+    ("revoked", re.compile(r"salloc: Job allocation (\d+) has been revoked\.?")),
 )
 
 
 def parse_salloc_line(line: str) -> tuple[str, int | str] | None:
-    """One stderr line of salloc → (event, job id) or ("error", message), else None."""
-    text = line.strip()
+    """One whole stderr line of salloc → (event, job id) or ("error", message), else None."""
+    text = line.rstrip("\r\n")
     for event, pattern in _SALLOC_PATTERNS:
-        m = pattern.search(text)
+        m = pattern.fullmatch(text)
         if m:
             return event, int(m.group(1))
     m = re.match(r"salloc: (?:error|fatal): (.*)", text)

@@ -31,8 +31,22 @@ def _prefix() -> tuple[str, ...]:
     return tuple(slurm_command_prefix(read_identity()))
 
 
+@functools.cache
+def _real_uid() -> int:
+    from scrun.config.paths import read_identity
+
+    return read_identity().real_uid
+
+
 def slurm_command(argv: Sequence[str]) -> list[str]:
-    """The argv that runs a Slurm client as the real user (unchanged outside a user namespace)."""
+    """The argv that runs a Slurm client as the real user (unchanged outside a user namespace).
+
+    scancel only ever acts on the real user's own jobs (`--user`, which scancel combines with
+    the job ids): every id scrun cancels comes from a record or from Slurm's output, and root's
+    scrun must not end another user's job whatever id it was led to (a job id parsed from text a
+    container or its config could shape, a record written by someone else)."""
+    if argv and argv[0].rpartition("/")[2] == "scancel":
+        argv = [argv[0], f"--user={_real_uid()}", *argv[1:]]
     return [*_prefix(), *argv]
 
 

@@ -25,12 +25,48 @@ def is_host_root() -> bool:
     return not read_identity().in_user_namespace
 
 
+def _trusted_uids() -> tuple[int, ...]:
+    """Who may own the way to our state: root and ourselves. Host root trusts root alone: an
+    admin's scrun never follows a directory or link a user could change (a record there would
+    name the job to cancel and the pid to kill). Inside rootless podman's user namespace we are
+    uid 0 and the host's root shows as the overflow uid, as every unmapped owner does."""
+    uid = os.getuid()
+    if uid != 0:
+        return (0, uid)
+    from scrun.config.paths import read_identity
+
+    return (0, OVERFLOW_UID) if read_identity().in_user_namespace else (0,)
+
+
+OVERFLOW_UID = 65534  # /proc/sys/kernel/overflowuid's default: how unmapped owners show in a user namespace
+
+
+def check_state_root(root: str) -> None:
+    """The state root and every directory and symlink on the way to it: nobody else may change
+    them (core.pathtrust). Checked before any record under it is read or written."""
+    from scrun.core.pathtrust import untrusted_component
+
+    check_owned(root, follow=True)  # the plain case first, in its own words
+    try:
+        problem = untrusted_component(os.path.abspath(root), _trusted_uids(), lstat=os.lstat, readlink=os.readlink)
+    except PermissionError:
+        raise NotOwnerError(f"{root}: permission denied: it is another user's; scrun acts only on your own "
+                            "containers (use your own --root)") from None
+    except OSError as exc:
+        raise NotOwnerError(f"state root {root}: {exc.strerror} (pass --root with a directory of yours)") from None
+    if problem:
+        raise NotOwnerError(f"state root {root}: {problem}: another user could swap what scrun acts on; "
+                            "pass --root with a directory only you (and root) can change")
+
+
 def check_owned(path: str, *, follow: bool) -> None:
     """scrun acts only on its own user's state: refuse another uid's directory, and symlinks.
 
-    The state root may be reached through a symlink (`follow`); a container directory may not:
-    one in a root could otherwise lead to another user's container. Missing paths pass (the
-    caller reports them). The initial namespace's root may act on anyone's, as with runc.
+    The state root may be reached through a symlink (`follow`; check_state_root judged the way);
+    a container directory may not: one in a root could otherwise lead to another user's
+    container. Missing paths pass (the caller reports them). root too acts only on root's own:
+    a record written by a user is never trusted (`sudo scrun --root ~user/… delete` is refused;
+    the user deletes their own containers, an admin cancels their jobs with scancel).
     """
     try:
         st = os.stat(path) if follow else os.lstat(path)
@@ -41,18 +77,29 @@ def check_owned(path: str, *, follow: bool) -> None:
                             "containers (use your own --root)") from None
     if stat.S_ISLNK(st.st_mode):
         raise NotOwnerError(f"{path} is a symlink: container directories never are (remove it)")
-    if st.st_uid != os.getuid() and not is_host_root():
+    if st.st_uid != os.getuid():
         raise NotOwnerError(f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): scrun acts only on "
                             "your own containers (remove it, or pass --root with a directory of yours)")
 
 
+# A record is a few KiB: anything much larger was not written by scrun, and is not read whole.
+MAX_RECORD_BYTES = 1 << 20
+
+
 def read_record(root: str, container_id: str) -> dict[str, object]:
-    check_owned(root, follow=True)
+    check_state_root(root)
     check_owned(os.path.join(root, container_id), follow=False)
     path = os.path.join(root, container_id, RECORD_NAME)
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = fastjson.loads(fh.read())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        with open(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                raise ValueError("not a regular file of yours")
+            data = fh.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
+        doc = fastjson.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ContainerNotFoundError(container_id, root) from None
     except (OSError, ValueError) as exc:
@@ -82,7 +129,8 @@ def pid_matches(pid: int, starttime: int) -> bool:
     if pid <= 0:
         return False
     start = process_starttime(pid)
-    return start is not None and (starttime == 0 or start == starttime)
+    # A record without the start time names no process for sure: a pid alone may be anyone's now.
+    return start is not None and starttime != 0 and start == starttime
 
 
 def anchor_running(doc: dict[str, object]) -> bool:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from scrun.core.status import Status
 from scrun.errors import ContainerExistsError, NotOwnerError, StateError
 from scrun.store.live import (  # noqa: F401
-    RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, is_host_root, check_owned, pid_matches, process_starttime, read_record)
+    RECORD_NAME, SCHEMA_VERSION, SOCKET_NAME, check_state_root, pid_matches, process_starttime, read_record)
 
 READY_NAME = "request.json"
 TYPE_CHECKING = False  # typing costs create ~7 ms to import
@@ -104,7 +104,7 @@ def write_text_atomic(path: str, text: str, mode: int = 0o600) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, mode)  # the umask may have narrowed it
+            os.fchmod(fh.fileno(), mode)  # the umask may have narrowed it; by fd: the name could be swapped
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -140,14 +140,15 @@ def make_container_dir(root: str, container_id: str) -> str:
     The root must be ours and writable by nobody else: in a shared directory (the /tmp
     fallback) another user could have made it first, to read or redirect our containers.
     """
-    check_owned(root, follow=True)
+    check_state_root(root)
     try:
         os.makedirs(root, mode=STATE_DIR_MODE, exist_ok=True)
     except PermissionError:
         raise NotOwnerError(f"cannot make the state root {root}: permission denied (pass --root with a directory "
                             "of yours)") from None
+    check_state_root(root)  # again: it may have existed already, made by someone else meanwhile
     st = os.stat(root)
-    if st.st_mode & 0o022 and not is_host_root():
+    if st.st_mode & 0o022:
         raise NotOwnerError(f"state root {root} is writable by other users: chmod 711 it, or pass --root with "
                             "a private directory")
     if st.st_mode & 0o777 == 0o700 and st.st_uid == os.getuid():
