@@ -1,0 +1,76 @@
+"""The development cluster's site files: staged copies of a container and crun's state on the
+nodes are private to their user (the container's environment, secrets included, is in them)."""
+from __future__ import annotations
+
+import glob
+import os
+import stat
+import uuid
+
+import pytest
+
+from conftest import IMAGE, cluster_tool, wait_for
+from security.conftest import PEER, USER, as_user, podman, uid_of
+
+CRUN_ROOT = cluster_tool("slurmconf").CRUN_ROOT
+
+
+def peer_cannot_reach(bundle: str) -> None:
+    assert as_user(PEER, ["cat", f"{bundle}/config.json"]).returncode != 0, "another user read the staged config.json"
+    assert as_user(PEER, ["touch", f"{bundle}/rootfs/tmp/peer-was-here"]).returncode != 0, \
+        "another user wrote into the staged rootfs"
+    assert as_user(PEER, ["ls", os.path.dirname(bundle)]).returncode != 0, "another user listed the staged copies"
+
+
+@pytest.fixture
+def detached(podman_ready):
+    names: list[tuple[str, str | None]] = []
+
+    def run(*args: str, user: str | None = None) -> str:
+        name = f"sec-{uuid.uuid4().hex[:8]}"
+        proc = podman("run", "-d", "--name", name, *args, IMAGE, "sleep", "60", user=user)
+        assert proc.returncode == 0, proc.stderr
+        names.append((name, user))
+        return podman("inspect", "--format", "{{.Id}}", name, user=user).stdout.strip()
+
+    yield run
+    for name, user in names:
+        podman("rm", "-f", "-t", "0", name, user=user)
+
+
+def test_a_root_container_with_uid_mappings_is_staged_privately(detached):
+    cid = detached("--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536")
+    bundle = f"/run/scrun-stage/{cid}"
+    wait_for(lambda: os.path.exists(f"{bundle}/config.json"), 30, "the staged copy")
+    st = os.stat(bundle)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, 100000), "reachable by its mapped root alone"
+    assert stat.S_IMODE(os.stat(f"{bundle}/config.json").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat("/run/scrun-stage").st_mode) == 0o711
+    peer_cannot_reach(bundle)
+
+
+def test_a_rootless_container_is_staged_privately(detached):
+    cid = detached(user=USER)
+    bundle = f"/run/user/{uid_of(USER)}/scrun-stage/{cid}"
+    wait_for(lambda: os.path.exists(f"{bundle}/config.json"), 30, "the staged copy")
+    assert stat.S_IMODE(os.stat(f"{bundle}/config.json").st_mode) == 0o600
+    assert not stat.S_IMODE(os.stat(bundle).st_mode) & 0o077
+    peer_cannot_reach(bundle)
+
+
+def test_crun_state_directories_cannot_be_made_by_another_user():
+    """oci.conf runs crun with --root=CRUN_ROOT/<user>: with a 1777 parent, another user could make
+    that directory first and own the victim's crun state."""
+    st = os.stat(CRUN_ROOT)
+    assert st.st_uid == 0 and not stat.S_IMODE(st.st_mode) & 0o022
+    for user in (USER, PEER):
+        own = os.stat(f"{CRUN_ROOT}/{user}")
+        assert own.st_uid == uid_of(user) and stat.S_IMODE(own.st_mode) == 0o700
+    assert as_user(PEER, ["mkdir", f"{CRUN_ROOT}/someone-{uuid.uuid4().hex[:6]}"]).returncode != 0
+    assert as_user(PEER, ["ls", f"{CRUN_ROOT}/{USER}"]).returncode != 0
+
+
+def test_nothing_is_left_staged_after_the_containers_are_gone(podman_ready):
+    """Runs after the tests above (file order): stage_out removed every copy they made."""
+    wait_for(lambda: not glob.glob("/run/scrun-stage/*") and not glob.glob(f"/run/user/{uid_of(USER)}/scrun-stage/*"),
+             30, "stage_out to remove the staged copies")
