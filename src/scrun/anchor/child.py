@@ -151,6 +151,7 @@ def fork_anchor(go_read: int, ready_write: int, lua_script: str) -> AnchorChild:
     code = 1
     try:
         os.setsid()
+        _close_inherited_logging()
         _keep_only_fds(0, 1, 2, go_read, ready_write)
         try:
             with open("/proc/self/comm", "wb") as comm:
@@ -160,6 +161,23 @@ def fork_anchor(go_read: int, ready_write: int, lua_script: str) -> AnchorChild:
         code = serve(go_read, ready_write, lua_script)
     finally:
         os._exit(code)
+
+
+def _close_inherited_logging() -> None:
+    """create's log handlers, copied by the fork (the full command line sets up logging before
+    create forks): close them while their fds are still theirs. Left open, their fd numbers were
+    closed by _keep_only_fds and reused — salloc's pipes, the control socket's connections — and
+    a debug line written, or a close at setup_logging, then hit those: with `--debug --log F`,
+    create saw its anchor exit and delete read a reply with a log line after it."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    from scrun.log import LOGGER_NAME
+
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _open_standard_fds() -> None:
