@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
+import shutil
 import stat
+import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -74,3 +78,41 @@ def test_nothing_is_left_staged_after_the_containers_are_gone(podman_ready):
     """Runs after the tests above (file order): stage_out removed every copy they made."""
     wait_for(lambda: not glob.glob("/run/scrun-stage/*") and not glob.glob(f"/run/user/{uid_of(USER)}/scrun-stage/*"),
              30, "stage_out to remove the staged copies")
+
+
+def oci_conf_commands() -> dict[str, str]:
+    out = {}
+    for line in open("/etc/slurm/oci.conf"):
+        key, sep, value = line.strip().partition("=")
+        if sep and key.startswith("RunTime"):
+            out[key] = value.strip().strip('"')
+    return out
+
+
+@pytest.mark.parametrize("key", ["RunTimeQuery", "RunTimeKill", "RunTimeDelete"])
+def test_crun_runs_as_the_jobs_user_even_when_slurmstepd_is_root(request, key):
+    """slurmstepd runs Query/Kill/Delete as root when it cleans up a user's step (seen: `id -u` = 0
+    in RunTimeQuery and RunTimeDelete on 22.05), and `crun delete --force` runs the poststop hooks
+    of the config.json in the state directory — the user's directory. So the cluster's oci.conf
+    drops to the job's user first. Checked with the real command line, crun swapped for one that
+    says who ran it."""
+    from scrun.core.nodeexec import expand_oci_pattern
+
+    command = oci_conf_commands()[key]
+    base = pathlib.Path(tempfile.mkdtemp(prefix="scrun-fake-crun-"))  # pytest's tmp is root's 0700
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base.chmod(0o755)
+    fake = base / "bin"
+    fake.mkdir()
+    who = base / "who"
+    (fake / "crun").write_text(f"#!/bin/sh\nid -u > {who}\n")
+    (fake / "crun").chmod(0o755)
+    who.touch()
+    who.chmod(0o666)
+    expanded = expand_oci_pattern(command, {"u": USER, "U": str(uid_of(USER)), "n": "n1", "j": "1", "s": "0", "t": "0"})
+    assert " crun " in expanded
+    expanded = expanded.replace(" crun ", f" {fake}/crun ")  # runuser resets PATH: the fake by its path
+    proc = subprocess.run(["sh", "-c", expanded], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert who.read_text().strip() == str(uid_of(USER)), f"{key} ran crun as uid {who.read_text().strip()}"

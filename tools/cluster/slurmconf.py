@@ -94,13 +94,19 @@ ConstrainDevices=no
 # The site's scrun.lua: stages rootless containers' rootfs where the nodes see it.
 SITE_SCRUN_LUA = pathlib.Path(__file__).with_name("scrun.lua")
 
+# A runtime command that slurmstepd may run as root or as the job's user: as the user always.
+AS_JOB_USER = "$(test $(id -u) = 0 && echo runuser -u %u --)"
+
 OCI_CONF = f"""{MARKER}
 # "run" mode: 22.05's create/start mode hangs. `exec` so signals reach crun, not dash.
 # --cgroup-manager=disabled keeps the container inside the step's cgroup.
 RunTimeRun="exec crun --cgroup-manager=disabled --root={CRUN_ROOT}/%u run --bundle %b %n-%j-%s-%t"
-# Query/Kill/Delete may run as root (24.11 cleans up a failed step so): `test -d` first, or
-# crun would create the user's state directory as root, and the user's next `run` is refused.
-RunTimeQuery="test -d {CRUN_ROOT}/%u && crun --root={CRUN_ROOT}/%u state %n-%j-%s-%t"
-RunTimeKill="test -d {CRUN_ROOT}/%u && crun --root={CRUN_ROOT}/%u kill -a %n-%j-%s-%t SIGTERM"
-RunTimeDelete="test -d {CRUN_ROOT}/%u && crun --root={CRUN_ROOT}/%u delete --force %n-%j-%s-%t"
+# Query/Kill/Delete run as root when slurmstepd cleans up (the step's end, a failed step):
+# crun's `delete` then runs the poststop hooks of the config.json in the state directory, which
+# is the user's own: a user could have root run anything on the node. So they run as the job's
+# user, as RunTimeRun does ({AS_JOB_USER}). `test -d` first, or crun would make the user's state
+# directory.
+RunTimeQuery="test -d {CRUN_ROOT}/%u && {AS_JOB_USER} crun --root={CRUN_ROOT}/%u state %n-%j-%s-%t"
+RunTimeKill="test -d {CRUN_ROOT}/%u && {AS_JOB_USER} crun --root={CRUN_ROOT}/%u kill -a %n-%j-%s-%t SIGTERM"
+RunTimeDelete="test -d {CRUN_ROOT}/%u && {AS_JOB_USER} crun --root={CRUN_ROOT}/%u delete --force %n-%j-%s-%t"
 """
