@@ -12,6 +12,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import uuid
@@ -351,3 +352,39 @@ def test_without_staging_an_overlay_rootfs_fails_at_create_and_a_plain_one_runs(
     else:
         assert (proc.returncode, proc.stdout) == (2, b"ran\n"), (driver, proc.stderr)
     assert not user_jobs(A)
+
+
+# ------------------------------------------------------------------ built-in staging (no scrun.lua)
+
+@pytest.fixture
+def stage_conf(user_conf):
+    """user_conf without a scrun.lua and with scrun.conf's StageDir (1777, as a site's scratch)."""
+    conf, _ = user_conf
+    stage = conf / "scratch"
+    stage.mkdir()
+    stage.chmod(0o1777)
+    (conf / "scrun.conf").write_text(f"StageDir={stage}\n")
+    return conf, stage
+
+
+def test_builtin_staging_runs_rootless_podman_without_a_scrun_lua(stage_conf, clean_after):
+    """Rootless podman's overlay rootfs exists only in its namespace: without a scrun.lua create
+    used to refuse it; with StageDir scrun copies it for the nodes, and removes the copy."""
+    conf, stage = stage_conf
+    proc = podman(A, "run", "--rm", IMAGE, "sh", "-c", "echo staged-builtin; id -u; exit 4", conf=conf)
+    assert (proc.returncode, proc.stdout) == (4, b"staged-builtin\n0\n"), proc.stderr
+    mine = stage / A
+    assert mine.is_dir() and mine.stat().st_uid == uid_of(A) and stat.S_IMODE(mine.stat().st_mode) == 0o711
+    assert list(mine.iterdir()) == [], "delete removes the copy"
+
+
+def test_builtin_staging_for_root_podman_with_uid_mappings(stage_conf, podman_ready):
+    conf, stage = stage_conf
+    script = "id -u; cat /proc/self/uid_map; touch /tmp/w && echo writable; exit 3"
+    proc = subprocess.run(["podman", "--runtime", "scrun", "--runtime-flag", f"slurm-conf={conf}/slurm.conf", "run",
+                           "--rm", "--network", "none", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
+                           IMAGE, "sh", "-c", script], capture_output=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 3, proc.stderr
+    out = proc.stdout.split()
+    assert out[0] == b"0" and out[2] == b"100000" and out[-1] == b"writable"
+    assert list((stage / "root").iterdir()) == []

@@ -132,7 +132,20 @@ class Container:
         self._job_known("RUNNING", nodes=job_env.get("SLURM_JOB_NODELIST", ""))
         self.log.info("job %s allocated on %s", self.record.job_id, job_env.get("SLURM_JOB_NODELIST", "?"))
 
+    @property
+    def has_hooks(self) -> bool:
+        """A scrun.lua, or (without one) scrun.conf's built-in staging, stages this container."""
+        return bool(self.req.lua_script or self.req.stage_dir)
+
     def load_lua(self) -> None:
+        """The staging hooks: the site's scrun.lua, else the built-in staging of scrun.conf."""
+        if not self.req.lua_script:
+            from scrun.anchor.staging import BuiltinStaging
+
+            self.hooks = BuiltinStaging(self.req.stage_dir, self.req.shared_paths, self.record.bundle,
+                                        self.record.root_path, self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
+                                        lambda msg: self.notify_create("progress", msg=msg))
+            return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 
         self.hooks = LuaHooks.load(self.req.lua_script, self._lua_context())
@@ -154,7 +167,7 @@ class Container:
         error = (namespace_local_rootfs_error(self.record.root_path, self.identity.in_user_namespace)
                  or mapped_root_error(self.record.root_path, linux if isinstance(linux, dict) else {}))
         if error:
-            raise ScrunError(f"after scrun.lua stage_in: {error}")
+            raise ScrunError(f"after {'scrun.lua' if self.req.lua_script else 'staging'} stage_in: {error}")
 
     def bind_socket(self) -> socket.socket:
         """The control socket, listening (0600): `start`, `kill` and `delete` connect to it."""

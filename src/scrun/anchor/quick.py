@@ -56,7 +56,7 @@ def create_quickly(container: Container, salloc: subprocess.Popen) -> QuickCreat
     container.record_anchor()  # first: `state`, and whoever signals the anchor, read its pid there
     for sig in _STOP_SIGNALS:  # noted here; the loop acts on them (its own handlers replace these)
         signal.signal(sig, lambda signum, _frame: quick.signals.append(signum))
-    if container.req.lua_script:
+    if container.has_hooks:
         try:
             container.load_lua()
         except Exception as exc:
@@ -71,7 +71,7 @@ def create_quickly(container: Container, salloc: subprocess.Popen) -> QuickCreat
             container.record.job_id = int(job_env["SLURM_JOB_ID"])
         container.job_granted(job_env)
         container.save()
-        if container.req.lua_script:
+        if container.has_hooks:
             container.stage_in()
             if quick.signals:
                 return quick

@@ -21,10 +21,12 @@ _FIELDS = (
     "script_env",          # SCRUN_* output variables for Lua and the Slurm commands
     "log_file", "log_format", "file_level", "syslog_level", "path_env",
     "lua_timeout",         # seconds each scrun.lua hook may take (SCRUN_LUA_TIMEOUT)
+    "stage_dir",           # scrun.conf StageDir: built-in staging when there is no scrun.lua
+    "shared_paths",        # scrun.conf SharedPaths: what every node sees (runs in place)
 )
 
 
-class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0,))):
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, ()))):
     """Everything create decided, for the anchor (request.json in the container's directory)."""
 
     __slots__ = ()
@@ -37,8 +39,8 @@ class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0,))):
     def load(cls, root: str, container_id: str) -> AnchorRequest:
         with open(os.path.join(container_dir(root, container_id), READY_NAME), encoding="utf-8") as fh:
             doc = json.load(fh)
-        for key in ("args", "job_args", "step_args", "srun_args"):
-            doc[key] = tuple(doc[key])
+        for key in ("args", "job_args", "step_args", "srun_args", "shared_paths"):
+            doc[key] = tuple(doc.get(key) or ())
         if doc.get("console_size") is not None:
             doc["console_size"] = tuple(doc["console_size"])
         return cls(**doc)

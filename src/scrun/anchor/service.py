@@ -155,7 +155,7 @@ class Anchor(Container):
         if self.req.terminal:
             self._setup_terminal()  # before any task: a bad console socket leaves nothing running
         quick = self.quick
-        if self.req.lua_script and self.hooks is None:
+        if self.has_hooks and self.hooks is None:
             # Before the job is used: a script that does not load leaves no job behind (an
             # early salloc, already asking for it, is withdrawn: _release_allocation).
             if quick is not None and quick.lua_error is not None:
@@ -182,7 +182,7 @@ class Anchor(Container):
                 await version_task
         if quick is not None and quick.error is not None:
             raise quick.error  # after the allocation: the failure path releases it, stage_out runs
-        if self.req.lua_script and not self.stage_in_entered:
+        if self.has_hooks and not self.stage_in_entered:
             await self._stage_in()
         return True
 
@@ -455,8 +455,10 @@ class Anchor(Container):
                               terminal_size=terminal_size, node_root_path=node_root) if own else None
         if changed is None and not shim:
             return bundle
-        node = os.path.join(self.dir, "bundle")
-        os.makedirs(node, exist_ok=True)
+        # Where the nodes can read it: beside the staged copy when scrun.conf's staging made one.
+        staged = getattr(self.hooks, "dest", None)
+        node = os.path.join(staged, "node") if staged else os.path.join(self.dir, "bundle")
+        os.makedirs(node, mode=0o711 if staged else 0o777, exist_ok=True)  # 711: a mapped root passes
         write_json_atomic(os.path.join(node, "config.json"), shim_config(changed or config) if shim else changed)
         if shim:
             link = os.path.join(node, "rootfs")

@@ -152,7 +152,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     from scrun.anchor.request import AnchorRequest
     from scrun.cli.pidfile import write_pid_file
     from scrun.config.defaults import site_lua_script
-    from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config
+    from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config, load_site_staging
     from scrun.core.bundle import load_bundle_config
     from scrun.core.options import build_job_options, merge_option_env
     from scrun.log import get_logger
@@ -193,11 +193,14 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     srun = _resolve_srun(oci.srun_path, path_env)
     # A site's scrun.lua is loaded by the anchor before it asks for a job (a broken script
     # fails create with its file:line, and no job); without one, nothing can stage the rootfs.
+    # Without one, scrun.conf's StageDir stages it (anchor.staging); with neither, nothing can.
     lua_script = site_lua_script(settings.slurm_conf)
+    staging = load_site_staging(settings.slurm_conf)
     if not os.path.exists(lua_script):
         lua_script = None
-        _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
-        _check_mapped_root_reaches_rootfs(cfg)
+        if staging.stage_dir is None:
+            _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
+            _check_mapped_root_reaches_rootfs(cfg)
     _check_namespace_paths(cfg)
 
     if settings.root_note and not os.path.isdir(settings.root):
@@ -224,6 +227,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             log_file=settings.log.log_file, log_format=settings.log.log_format,
             file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
             lua_timeout=settings.lua_timeout,
+            stage_dir=None if lua_script else staging.stage_dir, shared_paths=staging.shared_paths,
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:

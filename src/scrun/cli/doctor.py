@@ -76,6 +76,34 @@ def check_scrun_lua(settings) -> Check:
     return Check("scrun.lua", True, f"{path}: loads, defines stage_in and stage_out")
 
 
+# Where the engines keep bundles and rootfs by default: login-local unless a site shares them.
+ENGINE_STORAGE = ("/var/lib/containers", "/run/containers", "/var/lib/docker", "/run/docker")
+
+
+def check_staging(settings) -> Check:
+    """How bundles reach the nodes: scrun.lua, scrun.conf's StageDir, or nothing (then only
+    bundles already on shared storage run). Each engine storage path is classified."""
+    from scrun.config.defaults import site_lua_script
+    from scrun.config.settings import load_site_staging
+    from scrun.core.staging import under
+
+    try:
+        staging = load_site_staging(settings.slurm_conf)
+    except ConfigError as exc:
+        return Check("staging", False, str(exc), "fix the line it names (StageDir, SharedPaths)")
+    if os.path.exists(site_lua_script(settings.slurm_conf)):
+        return Check("staging", True, f"by {site_lua_script(settings.slurm_conf)} (scrun.conf's StageDir is not used)")
+    if staging.stage_dir is None:
+        return Check("staging", False, "no scrun.lua and no StageDir in scrun.conf: a bundle in podman's or docker's "
+                     "storage (login-local) cannot reach the compute nodes",
+                     f"set StageDir= (a directory on a filesystem every node mounts) in "
+                     f"{os.path.join(os.path.dirname(settings.slurm_conf), 'scrun.conf')}, or stage in scrun.lua")
+    kinds = ", ".join(f"{p} {'shared' if under(p, staging.shared_paths) else 'login-local (staged)'}"
+                      for p in ENGINE_STORAGE if os.path.isdir(p))
+    return Check("staging", True, f"StageDir {staging.stage_dir}; shared: {', '.join(staging.shared_paths)}"
+                 + (f"; {kinds}" if kinds else ""))
+
+
 def check_state_root(settings) -> Check:
     root = settings.root
     probe = root
@@ -184,7 +212,7 @@ def check_docker(settings) -> Check:
 def checks(settings) -> list[Check]:
     out = [check_slurm_conf(settings)]
     if out[0].ok:
-        out += [check_slurmctld(settings), check_oci_conf(settings), check_scrun_lua(settings)]
+        out += [check_slurmctld(settings), check_oci_conf(settings), check_scrun_lua(settings), check_staging(settings)]
     out += [check_state_root(settings), check_subids(settings), *check_podman(settings), check_docker(settings)]
     return out
 

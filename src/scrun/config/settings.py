@@ -123,6 +123,46 @@ def load_node_config(slurm_conf: str) -> OciConf:
 
 
 
+class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths", defaults=(None, ()))):
+    """scrun.conf's staging: StageDir (copies for the nodes, None: no built-in staging) and the
+    directories every compute node shares at the same path (StageDir among them)."""
+
+    __slots__ = ()
+
+
+SCRUN_CONF_NAME = "scrun.conf"
+_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths"}
+
+
+def load_site_staging(slurm_conf: str) -> SiteStaging:
+    """scrun's own site file, next to slurm.conf (Slurm's daemons read oci.conf and refuse keys
+    they do not know, so scrun's settings live apart): `StageDir=/scratch/scrun` and
+    `SharedPaths=/home,/scratch`. No file: no built-in staging."""
+    path = os.path.join(os.path.dirname(slurm_conf), SCRUN_CONF_NAME)
+    if not os.path.exists(path):
+        return SiteStaging()
+    stage_dir, shared = None, []
+    for line in read_conf(path, allow_include=False):
+        key = line.key.lower()
+        if key not in _SCRUN_CONF_KEYS:
+            raise ConfigError(f"{line.where}: unknown scrun.conf key {line.key!r} (StageDir, SharedPaths)")
+        values = [v.strip() for v in line.value.replace(":", ",").split(",") if v.strip()]
+        if not values or any(not os.path.isabs(v) for v in values):
+            raise ConfigError(f"{line.where}: {line.key} must name absolute paths, got {line.value!r}")
+        if key == "stagedir":
+            if len(values) != 1 or not os.path.isdir(values[0]):
+                raise ConfigError(f"{line.where}: StageDir {line.value}: not a directory (make it on a filesystem "
+                                  "every compute node mounts at the same path)")
+            stage_dir = os.path.normpath(values[0])
+        else:
+            shared += [os.path.normpath(v) for v in values]
+    if shared and stage_dir is None:
+        raise ConfigError(f"{path}: SharedPaths without StageDir: set StageDir (where copies go) too")
+    if stage_dir is not None and stage_dir not in shared:
+        shared.append(stage_dir)
+    return SiteStaging(stage_dir, tuple(shared))
+
+
 class Settings(namedtuple("Settings", "root root_note slurm_conf log env identity lua_timeout",
                           defaults=(LUA_TIMEOUT_DEFAULT,))):
     """Everything a verb needs to know about its environment, decided once per process:

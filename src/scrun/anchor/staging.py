@@ -1,0 +1,144 @@
+"""Built-in staging: scrun.conf's StageDir for sites without a scrun.lua (core.staging decides).
+
+Stands where a scrun.lua's hooks would (the same stage_in/stage_out and bundle/root_path), so
+the anchor's create, failure and delete paths are the same for both. The copy is private: its
+directory is 0700 and the user's (a uid-mapped container's belongs to its mapped root, which
+must reach the rootfs on the node), in StageDir/<user> (0711), config.json 0600 (the
+container's environment is in it).
+Ownership inside the rootfs is kept, as `rsync -a --numeric-ids` would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+
+from scrun.core.staging import plan_staging, staged_config, staged_file
+from scrun.errors import ScrunError
+from scrun.log import get_logger
+
+TYPE_CHECKING = False  # not typing's: the anchor imports this before asyncio
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class StagingError(ScrunError):
+    """The copy could not be made (space, permissions): create fails with this."""
+
+
+class BuiltinStaging:
+    def __init__(self, stage_dir: str, shared: tuple[str, ...], bundle: str, root_path: str, user: str,
+                 progress: Callable[[str], None]):
+        self.stage_dir = stage_dir
+        self.shared = shared
+        self.bundle = bundle
+        self.root_path = root_path
+        self.user = user
+        self.progress = progress
+        self.dest: str | None = None  # the copy, once made (stage_out removes it)
+        self.path = "scrun.conf StageDir"  # what errors name (LuaHooks names its script)
+
+    def stage_in(self, container_id: str, bundle: str, spool_dir: str, config_file: str, job_id: int,
+                 user_id: int, group_id: int, job_env: list[str]) -> None:
+        log = get_logger()
+        try:
+            with open(config_file, encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise StagingError(f"staging: cannot read {config_file}: {exc}") from None
+        plan = plan_staging(config=config, bundle=bundle, root_path=self.root_path, shared=self.shared,
+                            stage_dir=self.stage_dir, user=self.user, container_id=container_id, is_dir=os.path.isdir)
+        if plan is None:
+            log.debug("bundle %s and its rootfs are on shared paths (%s): they run in place", bundle,
+                      ", ".join(self.shared))
+            return
+        owner = _mapped_root(config) or (os.getuid(), os.getgid())
+        user_dir = os.path.dirname(plan.dest)
+        try:
+            _private_dir(user_dir)
+            os.mkdir(plan.dest, 0o700)
+        except FileExistsError:
+            raise StagingError(f"staging: {plan.dest} exists already (left by an earlier container of this id? "
+                               "remove it)") from None
+        except OSError as exc:
+            raise StagingError(f"staging: cannot make {plan.dest}: {exc.strerror} (StageDir in scrun.conf must "
+                               "exist on a filesystem every node shares, writable by its users)") from None
+        self.dest = plan.dest
+        try:
+            if plan.rootfs is not None:
+                self.progress(f"staging {plan.rootfs} to {plan.dest} for the compute nodes")
+                _copy_tree(plan.rootfs, os.path.join(plan.dest, "rootfs"))
+            if plan.files:
+                os.mkdir(os.path.join(plan.dest, "mounts"), 0o700)
+                for index, source in plan.files:
+                    shutil.copy2(source, staged_file(plan, index, source))
+            fd = os.open(plan.config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(staged_config(config, plan), fh)
+            if owner != (os.getuid(), os.getgid()):
+                os.chown(plan.dest, *owner)  # the mapped root reaches its rootfs; nobody else
+        except OSError as exc:
+            raise StagingError(f"staging to {plan.dest} failed: {exc}") from None
+        self.bundle = plan.dest
+        if plan.rootfs is not None:
+            self.root_path = os.path.join(plan.dest, "rootfs")
+        log.debug("staged %s to %s", bundle, plan.dest)
+
+    def stage_out(self, container_id: str, bundle: str, orig_bundle: str, root_path: str, orig_root_path: str,
+                  spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:
+        if self.dest is not None:
+            shutil.rmtree(self.dest, ignore_errors=True)  # fd-based: links in it are removed, never followed
+            self.dest = None
+
+
+def _mapped_root(config: dict) -> tuple[int, int] | None:
+    linux = config.get("linux") if isinstance(config.get("linux"), dict) else {}
+
+    def host_id(key: str) -> int | None:
+        for m in linux.get(key) or []:
+            if isinstance(m, dict) and m.get("containerID") == 0 and isinstance(m.get("hostID"), int):
+                return m["hostID"]
+        return None
+
+    uid, gid = host_id("uidMappings"), host_id("gidMappings")
+    return (uid, gid if gid is not None else uid) if uid is not None else None
+
+
+def _private_dir(path: str) -> None:
+    """StageDir/<user>: made 0711 if missing (others may pass, as a uid-mapped container's root
+    must, but not list or write; each copy in it is 0700); if there, it must be ours and so
+    (StageDir is shared by every user: another could have made it first, to read or swap our copies)."""
+    try:
+        os.mkdir(path, 0o711)
+        os.chmod(path, 0o711)  # whatever the umask
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o066:
+            raise StagingError(f"staging: {path} is not a private directory of yours (owner uid {st.st_uid}, mode "
+                               f"{stat.S_IMODE(st.st_mode):04o}): remove it, or have the admin make it 0700 for you") from None
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """The rootfs, owners and modes kept; devices, FIFOs and sockets left out (crun makes /dev)."""
+    def skip_special(directory: str, names: list[str]) -> list[str]:
+        skipped = []
+        for name in names:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                skipped.append(name)
+        return skipped
+
+    shutil.copytree(src, dst, symlinks=True, ignore=skip_special)
+    for parent, dirs, files in os.walk(src):
+        rel = os.path.relpath(parent, src)
+        for name in (".", *dirs, *files) if rel == "." else (*dirs, *files):
+            source = os.path.normpath(os.path.join(parent, name))
+            target = os.path.normpath(os.path.join(dst, rel, name))
+            try:
+                st = os.lstat(source)
+                os.lchown(target, st.st_uid, st.st_gid)
+                if not stat.S_ISLNK(st.st_mode):
+                    os.chmod(target, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid bits
+            except FileNotFoundError:
+                continue  # a special file, not copied

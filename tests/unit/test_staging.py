@@ -1,0 +1,68 @@
+"""Built-in staging's decisions (core.staging): what is copied for the nodes, and where."""
+import pytest
+
+from scrun.core.staging import plan_staging, staged_config
+from scrun.errors import InvalidInputError
+
+SHARED = ("/scratch", "/home")
+
+
+def plan(config=None, bundle="/var/lib/containers/b", root_path="/var/lib/containers/b/merged", dirs=()):
+    return plan_staging(config=config or {}, bundle=bundle, root_path=root_path, shared=SHARED,
+                        stage_dir="/scratch/scrun", user="alice", container_id="c1", is_dir=lambda p: p in dirs)
+
+
+def test_a_login_local_bundle_is_copied_to_the_users_stage_dir():
+    p = plan()
+    assert p.dest == "/scratch/scrun/alice/c1" and p.rootfs == "/var/lib/containers/b/merged"
+    assert p.config_file == "/scratch/scrun/alice/c1/config.json" and p.files == ()
+
+
+def test_a_bundle_on_shared_storage_runs_in_place():
+    assert plan(bundle="/scratch/vfs/b", root_path="/scratch/vfs/b/rootfs") is None
+    assert plan(bundle="/home/alice/b", root_path="/home/alice/b/rootfs") is None
+
+
+def test_a_shared_rootfs_with_a_local_bundle_copies_only_the_config():
+    p = plan(bundle="/run/docker/b", root_path="/scratch/vfs/rootfs")
+    assert p.rootfs is None and p.dest == "/scratch/scrun/alice/c1"
+
+
+def test_login_local_bind_files_are_copied_system_and_shared_ones_not():
+    config = {"mounts": [
+        {"destination": "/etc/hosts", "type": "bind", "source": "/var/lib/docker/containers/x/hosts", "options": ["rbind"]},
+        {"destination": "/dev/null", "type": "bind", "source": "/dev/null"},
+        {"destination": "/data", "type": "none", "source": "/scratch/data", "options": ["bind"]},
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+    ]}
+    p = plan(config, bundle="/scratch/b", root_path="/scratch/b/rootfs")
+    assert p.files == ((0, "/var/lib/docker/containers/x/hosts"),) and p.rootfs is None
+    staged = staged_config(config, p)
+    assert staged["mounts"][0]["source"] == "/scratch/scrun/alice/c1/mounts/0-hosts"
+    assert staged["mounts"][1:] == config["mounts"][1:] and config["mounts"][0]["source"].startswith("/var/lib")
+
+
+def test_a_login_local_volume_is_refused_with_the_fix():
+    config = {"mounts": [{"destination": "/data", "type": "bind", "source": "/var/lib/volumes/v"}]}
+    with pytest.raises(InvalidInputError, match=r"bind mount /var/lib/volumes/v \(mounts\[0\]\) is on the login node"):
+        plan(config, dirs=("/var/lib/volumes/v",))
+
+
+def test_the_staged_config_points_at_the_copy():
+    config = {"root": {"path": "/var/lib/containers/b/merged", "readonly": True}, "process": {"args": ["true"]}}
+    staged = staged_config(config, plan(config))
+    assert staged["root"] == {"path": "/scratch/scrun/alice/c1/rootfs", "readonly": True}
+    assert staged["process"] == config["process"] and config["root"]["path"].startswith("/var/lib")
+
+
+def test_paths_are_compared_by_component():
+    assert plan(bundle="/scratchy/b", root_path="/scratchy/b/rootfs") is not None
+
+
+def test_podmans_shm_directory_becomes_a_fresh_tmpfs_on_the_node():
+    config = {"mounts": [{"destination": "/dev/shm", "type": "bind", "source": "/var/lib/containers/x/userdata/shm",
+                          "options": ["bind", "rprivate"]}]}
+    p = plan(config, bundle="/scratch/b", root_path="/scratch/b/rootfs", dirs=("/var/lib/containers/x/userdata/shm",))
+    assert p.tmpfs == (0,) and p.files == ()
+    assert staged_config(config, p)["mounts"][0] == {"destination": "/dev/shm", "type": "tmpfs", "source": "tmpfs",
+                                                     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}
