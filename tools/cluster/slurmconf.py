@@ -30,6 +30,16 @@ class Layout:
     series: tuple[int, int] = (22, 5)  # the Slurm release: some keys exist only from a version on
 
 
+# A compute node shaped like a real one (tools/cluster/topology.py): its slurmd runs in its own
+# mount, pid and uts namespaces, where the login node's /tmp, /var/tmp, /run and engine storage
+# are empty, and only /home, /scratch and the system are shared. Its own partition: no job lands
+# there unless it asks; the tests that need it start it (it is down otherwise).
+ISOLATED_NODE = "iso1"
+ISOLATED_PARTITION = "isolated"
+ISOLATED_PORT = SLURMD_BASE_PORT + 50
+SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in): the same on every node
+
+
 def node_names(nodes: int) -> list[str]:
     return [f"n{i}" for i in range(1, nodes + 1)]
 
@@ -73,7 +83,9 @@ JobCompLoc={LOG_DIR}/jobcomp.log
 MailProg=/bin/true
 MpiDefault=none
 NodeName={names} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ports} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+NodeName={ISOLATED_NODE} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ISOLATED_PORT} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
+PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP
+PartitionName={ISOLATED_PARTITION} Nodes={ISOLATED_NODE} Default=NO MaxTime=INFINITE State=UP
 """
 
 

@@ -53,6 +53,11 @@ STEP_START_WAIT = 10.0
 RUNTIME_SETTLE = 0.1
 # How often a pending job's reason is refreshed (one squeue per pending container).
 PENDING_REFRESH = 5.0
+# The container never ran (its step failed to launch): not srun's 130, which reads as SIGINT;
+# 255, which runc's callers take for the runtime's failure.
+NEVER_STARTED_EXIT_CODE = 255
+# How much of the end of the container's stderr is kept for its last line (the stop reason).
+TAIL_BYTES = 4096
 
 
 class Anchor(Container):
@@ -568,6 +573,13 @@ class Anchor(Container):
             self.log.error("%s", self.stop_reason)
         if self.stop_code is not None and waiter not in done:
             code = self.stop_code
+        if code and waiter in done and self.stop_code is None and not self.tasks_started.is_set():
+            # srun ended before any task ran: the node could not launch the step (it cannot see the
+            # bundle, slurmstepd refused it …). srun then exits 130, which engines read as SIGINT.
+            self.stop_reason = (f"the container never started: its step failed to launch on its node (srun exited "
+                                f"{code})" + (f": {last_stderr}" if last_stderr else ""))
+            code = NEVER_STARTED_EXIT_CODE
+            self.log.error("%s", self.stop_reason)
         if code and not self.stop_reason:
             # The node's runtime and the container share this stream: the last line is the
             # runtime's reason when it refused the container, the container's own otherwise.
@@ -692,7 +704,7 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
                 on_tasks_started()
                 on_tasks_started = None
             if data:
-                tail = last_line(tail + data)
+                tail = (tail + data)[-TAIL_BYTES:]  # the end of what passed, newlines kept
                 await asyncio.to_thread(write_all, data)
             if not chunk:
                 break
@@ -700,4 +712,4 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
         pass  # the reader of the container's stderr went away
     finally:
         os.close(dest_fd)
-    return RelayResult(tail.decode(errors="replace").strip(), filt.step_cancelled)
+    return RelayResult(last_line(tail).decode(errors="replace").strip(), filt.step_cancelled)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+PROGRESS_EVERY = 15.0  # seconds between progress lines of a long copy
+
+
 class StagingError(ScrunError):
     """The copy could not be made (space, permissions): create fails with this."""
 
@@ -47,8 +50,13 @@ class BuiltinStaging:
                 config = json.load(fh)
         except (OSError, ValueError) as exc:
             raise StagingError(f"staging: cannot read {config_file}: {exc}") from None
+        from scrun.config.paths import read_identity
+        from scrun.core.mounts import namespace_local_rootfs_error
+
+        in_namespace = namespace_local_rootfs_error(self.root_path, read_identity().in_user_namespace) is not None
         plan = plan_staging(config=config, bundle=bundle, root_path=self.root_path, shared=self.shared,
-                            stage_dir=self.stage_dir, user=self.user, container_id=container_id, is_dir=os.path.isdir)
+                            stage_dir=self.stage_dir, user=self.user, container_id=container_id, is_dir=os.path.isdir,
+                            rootfs_in_namespace=in_namespace)
         if plan is None:
             log.debug("bundle %s and its rootfs are on shared paths (%s): they run in place", bundle,
                       ", ".join(self.shared))
@@ -67,8 +75,7 @@ class BuiltinStaging:
         self.dest = plan.dest
         try:
             if plan.rootfs is not None:
-                self.progress(f"staging {plan.rootfs} to {plan.dest} for the compute nodes")
-                _copy_tree(plan.rootfs, os.path.join(plan.dest, "rootfs"))
+                self._copy_with_progress(plan.rootfs, os.path.join(plan.dest, "rootfs"))
             if plan.files:
                 os.mkdir(os.path.join(plan.dest, "mounts"), 0o700)
                 for index, source in plan.files:
@@ -84,6 +91,30 @@ class BuiltinStaging:
         if plan.rootfs is not None:
             self.root_path = os.path.join(plan.dest, "rootfs")
         log.debug("staged %s to %s", bundle, plan.dest)
+
+    def _copy_with_progress(self, src: str, dst: str) -> None:
+        """Copy the rootfs; a copy that takes more than a second says so on create's stderr, then
+        every PROGRESS_EVERY seconds, as salloc does for a pending job (a small image says nothing)."""
+        import threading
+        import time
+
+        failure: list[BaseException] = []
+
+        def copy() -> None:
+            try:
+                _copy_tree(src, dst)
+            except BaseException as exc:  # re-raised below, in the anchor's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=copy, name="staging", daemon=True)
+        began = time.monotonic()
+        worker.start()
+        worker.join(1.0)
+        while worker.is_alive():
+            self.progress(f"staging {src} to {dst} for the compute nodes ({time.monotonic() - began:.0f} s)")
+            worker.join(PROGRESS_EVERY)
+        if failure:
+            raise failure[0]
 
     def stage_out(self, container_id: str, bundle: str, orig_bundle: str, root_path: str, orig_root_path: str,
                   spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:

@@ -48,12 +48,14 @@ def _bind_sources(config: dict) -> list[tuple[int, str]]:
 
 
 def plan_staging(*, config: dict, bundle: str, root_path: str, shared: tuple[str, ...], stage_dir: str, user: str,
-                 container_id: str, is_dir) -> StagePlan | None:
+                 container_id: str, is_dir, rootfs_in_namespace: bool = False) -> StagePlan | None:
     """What must be copied for the nodes to see this container; None when everything is shared.
 
     `is_dir(path)`: whether a bind source is a directory (a volume: copying it would lose what the
-    container writes, so a login-local one is refused with the fix)."""
-    rootfs_local = not under(root_path, shared)
+    container writes, so a login-local one is refused with the fix). `rootfs_in_namespace`: the
+    rootfs is rootless podman's overlay mount, which only its mount namespace has, wherever it is
+    (under a shared /home too)."""
+    rootfs_local = rootfs_in_namespace or not under(root_path, shared)
     files, tmpfs = [], []
     mounts = config.get("mounts") or []
     for index, source in _bind_sources(config):

@@ -1,0 +1,61 @@
+"""Real podman, root and rootless, onto a compute node that does not see the login node's storage
+(tools/cluster/topology.py), with scrun.conf's built-in staging onto /scratch."""
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import IMAGE, cluster_tool
+
+topology, slurmconf, users = cluster_tool("topology"), cluster_tool("slurmconf"), cluster_tool("users")
+NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
+
+
+@pytest.fixture(scope="module")
+def isolated_node(podman_ready):
+    topology.start(users.USERS)
+    yield NODE
+    topology.stop()
+
+
+@pytest.fixture
+def site_conf(isolated_node):
+    """A slurm.conf directory every user can read: no scrun.lua, scrun.conf staging onto /scratch."""
+    conf = pathlib.Path(tempfile.mkdtemp(prefix="scrun-topology-conf-", dir="/tmp"))
+    conf.chmod(0o755)
+    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
+        if os.path.exists(f"/etc/slurm/{name}"):
+            shutil.copy2(f"/etc/slurm/{name}", conf / name)
+    stage = topology.ensure_scratch()
+    (conf / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths={slurmconf.SCRATCH},/home\n")
+    yield conf
+    shutil.rmtree(conf)
+
+
+def podman(conf, *args, user=None):
+    argv = ["podman", "--runtime", "scrun", "--runtime-flag", f"slurm-conf={conf}/slurm.conf", "run", "--rm",
+            "--network", "none", "-e", f"SCRUN_PARTITION={PARTITION}", *args]
+    if user:
+        argv = ["runuser", "-u", user, "--", "env", "-C", "/tmp", *argv]
+    return subprocess.run(argv, capture_output=True, timeout=180, stdin=subprocess.DEVNULL)
+
+
+def test_root_podman_default_storage_runs_on_the_node(site_conf):
+    # The partition holds iso1 alone: a container that ran, ran there, from the staged copy.
+    proc = podman(site_conf, IMAGE, "sh", "-c", "cat /etc/hostname >/dev/null && echo binds-ok; exit 7")
+    assert proc.returncode == 7 and proc.stdout == b"binds-ok\n", proc.stderr
+
+
+def test_root_podman_with_uid_mappings_runs_on_the_node(site_conf):
+    proc = podman(site_conf, "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", IMAGE, "sh", "-c",
+                  "id -u; cat /proc/self/uid_map; exit 3")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split()[:3] == [b"0", b"0", b"100000"]
+
+
+def test_rootless_podman_runs_on_the_node(site_conf):
+    proc = podman(site_conf, IMAGE, "sh", "-c", "echo as-user; exit 5", user=users.ROOTLESS_USER)
+    assert proc.returncode == 5 and proc.stdout == b"as-user\n", proc.stderr

@@ -1,0 +1,113 @@
+"""A compute node shaped like a real one (tools/cluster/topology.py): it sees /home, /scratch and
+the system, not the login node's /tmp, /run or engine storage. What runs on one filesystem only
+fails there; what scrun stages runs."""
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import cluster_tool, sh
+
+topology, slurmconf, users = cluster_tool("topology"), cluster_tool("slurmconf"), cluster_tool("users")
+NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
+
+
+@pytest.fixture(scope="module")
+def isolated_node(slurm_cluster):
+    topology.start(users.USERS)
+    yield NODE
+    topology.stop()
+
+
+@pytest.fixture
+def scratch_dir():
+    path = os.path.join(slurmconf.SCRATCH, f"test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def on_node(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return sh(["srun", f"--partition={PARTITION}", "--nodes=1", *argv], timeout=timeout)
+
+
+def test_the_node_sees_scratch_but_not_the_login_nodes_tmp_or_processes(isolated_node, scratch_dir, tmp_path):
+    login_only = f"/tmp/login-only-{uuid.uuid4().hex[:8]}"
+    open(login_only, "w").close()
+    shared = os.path.join(scratch_dir, "shared-file")
+    open(shared, "w").close()
+    try:
+        proc = on_node("sh", "-c", f"hostname; test -e {login_only} && echo SAW-TMP; test -e {shared} && echo SAW-SCRATCH; "
+                       f"test -e /run/munge/munge.socket.2 && echo MUNGE; echo STORAGE=$(ls -A /var/lib/containers | wc -l); "
+                       f"test -d /proc/{os.getpid()} && echo SAW-PID; true")
+    finally:
+        os.unlink(login_only)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[0] == NODE and "SAW-SCRATCH" in lines and "MUNGE" in lines
+    assert "SAW-TMP" not in lines and "SAW-PID" not in lines and "STORAGE=0" in lines, lines
+
+
+def test_a_bundle_on_the_login_node_fails_there_and_the_same_under_scratch_runs(isolated_node, scratch_dir, make_bundle,
+                                                                                busybox_rootfs):
+    bundle = make_bundle(["sh", "-c", "echo from-the-node; exit 0"])
+    # /bin/sh by path: srun >= 23.02 resolves a bare name on the node, not in the bundle.
+    local = on_node(f"--container={bundle}", "/bin/sh", "-c", "echo from-the-node")
+    assert local.returncode != 0 and "from-the-node" not in local.stdout
+    shared = os.path.join(scratch_dir, "bundle")
+    shutil.copytree(busybox_rootfs, os.path.join(shared, "rootfs"), symlinks=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"] = {"path": "rootfs", "readonly": False}
+    with open(os.path.join(shared, "config.json"), "w") as fh:
+        json.dump(config, fh)
+    ran = on_node(f"--container={shared}", "/bin/sh", "-c", "echo from-the-node")
+    assert ran.returncode == 0 and ran.stdout == "from-the-node\n", ran.stderr
+
+
+@pytest.fixture
+def staging_conf(conf_dir):
+    """The cluster's config with scrun.conf's built-in staging onto /scratch, and no scrun.lua."""
+    stage = topology.ensure_scratch()
+    (conf_dir / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths={slurmconf.SCRATCH},/home\n")
+    return conf_dir
+
+
+def test_scrun_stages_a_login_local_bundle_and_it_runs_on_the_node(isolated_node, scrun, make_bundle, staging_conf):
+    cid = scrun.new_id()
+    bundle = make_bundle(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    flags = ("-f", str(staging_conf / "slurm.conf"))
+    proc = scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}, global_args=flags)
+    assert proc.returncode == 0, proc.stderr
+    copy = scrun.record(cid)["bundle"]
+    assert copy.startswith(f"{slurmconf.SCRATCH}/scrun/root/"), copy
+    assert scrun("start", cid, global_args=flags).returncode == 0
+    record = scrun.wait_stopped(cid)
+    assert record["exit_code"] == 3 and record["nodes"] == NODE, record
+    assert scrun.output(cid) == ("out\n", "err\n")
+    assert scrun("delete", cid, global_args=flags).returncode == 0
+    assert not os.path.exists(copy)
+
+
+def test_without_staging_nothing_runs_on_the_node(isolated_node, scrun, make_bundle, conf_dir):
+    """No scrun.lua and no StageDir: the node cannot see the bundle, and the container does not
+    run. srun exits 130 once the launch fails; scrun reports 255 and why (130 reads as ^C). A
+    clear line already at create is issue 26's item 4."""
+    cid = scrun.new_id()
+    flags = ("-f", str(conf_dir / "slurm.conf"))
+    bundle = make_bundle(["sh", "-c", "echo ran; exit 0"])
+    assert scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}, global_args=flags).returncode == 0
+    scrun("start", cid, global_args=flags)
+    record = scrun.wait_stopped(cid)
+    assert record["exit_code"] != 0 and "ran" not in scrun.output(cid)[0], record
+    state = scrun.state(cid)
+    if record["exit_code"] == 255:
+        reason = state.get("reason", "")
+        assert "never started" in reason and "launch failed" in reason, state
+        assert "directorysrun" not in reason, "the last line of stderr, not two glued together"
+    else:  # crun started on the node and found no rootfs there: its own code and words
+        assert state.get("reason"), state
+    assert record["exit_code"] != 130, record
+    assert scrun("delete", cid, global_args=flags).returncode == 0
