@@ -117,6 +117,29 @@ def conf_dir(tmp_path, slurm_cluster):
     return conf
 
 
+@pytest.fixture(scope="module")
+def isolated_node(slurm_cluster):
+    """The compute node that does not see the login node's disks (tools/cluster/topology.py),
+    running for the module's tests; down again after them."""
+    topology = cluster_tool("topology")
+    topology.start(cluster_tool("users").USERS)
+    yield cluster_tool("slurmconf").ISOLATED_NODE
+    topology.stop()
+
+
+def readable_conf_dir(prefix: str) -> pathlib.Path:
+    """A copy of the cluster's slurm.conf/oci.conf/cgroup.conf that every user can read (rootless
+    podman runs scrun as the user); the caller removes it."""
+    import tempfile
+
+    conf = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    conf.chmod(0o755)
+    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
+        if os.path.exists(f"/etc/slurm/{name}"):
+            shutil.copy2(f"/etc/slurm/{name}", conf / name)
+    return conf
+
+
 # ------------------------------------------------------------------ bundles
 
 @pytest.fixture(scope="session")

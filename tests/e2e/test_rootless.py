@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, LIVE_STATES, Tmux, cluster_tool, require, sh, wait_for
+from conftest import IMAGE, LIVE_STATES, Tmux, cluster_tool, readable_conf_dir, require, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 _users = cluster_tool("users")
@@ -154,11 +154,7 @@ def test_terminal(rootless, clean_after):
 @pytest.fixture
 def user_conf(rootless):
     """A slurm.conf directory A can read, whose scrun.lua records what it was given, then stages."""
-    conf = pathlib.Path(tempfile.mkdtemp(prefix="scrun-rootless-conf-", dir="/tmp"))
-    conf.chmod(0o755)
-    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
-        if os.path.exists(f"/etc/slurm/{name}"):
-            shutil.copy2(f"/etc/slurm/{name}", conf / name)
+    conf = readable_conf_dir("scrun-rootless-conf-")
     out = conf / "out"
     out.mkdir()
     shutil.chown(out, A, A)

@@ -1,34 +1,20 @@
 """Real podman, root and rootless, onto a compute node that does not see the login node's storage
 (tools/cluster/topology.py), with scrun.conf's built-in staging onto /scratch."""
-import os
-import pathlib
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from conftest import IMAGE, cluster_tool
+from conftest import IMAGE, cluster_tool, readable_conf_dir
 
 topology, slurmconf, users = cluster_tool("topology"), cluster_tool("slurmconf"), cluster_tool("users")
-NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
-
-
-@pytest.fixture(scope="module")
-def isolated_node(podman_ready):
-    topology.start(users.USERS)
-    yield NODE
-    topology.stop()
+PARTITION = slurmconf.ISOLATED_PARTITION
 
 
 @pytest.fixture
-def site_conf(isolated_node):
+def site_conf(isolated_node, podman_ready):
     """A slurm.conf directory every user can read: no scrun.lua, scrun.conf staging onto /scratch."""
-    conf = pathlib.Path(tempfile.mkdtemp(prefix="scrun-topology-conf-", dir="/tmp"))
-    conf.chmod(0o755)
-    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
-        if os.path.exists(f"/etc/slurm/{name}"):
-            shutil.copy2(f"/etc/slurm/{name}", conf / name)
+    conf = readable_conf_dir("scrun-topology-conf-")
     stage = topology.ensure_scratch()
     (conf / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths={slurmconf.SCRATCH},/home\n")
     yield conf

@@ -11,15 +11,8 @@ import pytest
 
 from conftest import cluster_tool, sh
 
-topology, slurmconf, users = cluster_tool("topology"), cluster_tool("slurmconf"), cluster_tool("users")
+topology, slurmconf = cluster_tool("topology"), cluster_tool("slurmconf")
 NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
-
-
-@pytest.fixture(scope="module")
-def isolated_node(slurm_cluster):
-    topology.start(users.USERS)
-    yield NODE
-    topology.stop()
 
 
 @pytest.fixture

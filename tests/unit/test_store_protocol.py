@@ -98,3 +98,21 @@ def test_a_state_file_that_cannot_be_written_says_where_and_what_to_do(tmp_path)
 
     with pytest.raises(StateError, match="cannot write .*: No such file or directory .*--root"):
         write_json_atomic(str(tmp_path / "gone" / "state.json"), {})
+
+
+@pytest.mark.parametrize("schema, says", [
+    (2, "was written by a newer scrun (record format 2; this scrun reads 1): use that scrun, or cancel its job"),
+    (None, "is not a scrun record (format None)"),
+    ("1", "is not a scrun record (format '1')"),
+])
+def test_a_record_of_another_format_gets_one_clear_line(tmp_path, schema, says):
+    """An upgrade with running containers: a format this scrun does not know is never guessed at."""
+    from scrun.errors import ScrunError
+    from scrun.store.live import read_record
+
+    root = tmp_path / "root"
+    (root / "c1").mkdir(parents=True)
+    (root / "c1" / "state.json").write_text(json.dumps({"schema": schema, "id": "c1"}))
+    with pytest.raises(ScrunError) as exc:
+        read_record(str(root), "c1")
+    assert says in str(exc.value) and "\n" not in str(exc.value)

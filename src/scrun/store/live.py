@@ -104,9 +104,15 @@ def read_record(root: str, container_id: str) -> dict[str, object]:
         raise ContainerNotFoundError(container_id, root) from None
     except (OSError, ValueError) as exc:
         raise ScrunError(f"container `{container_id}`: unreadable record {path}: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
-        raise ScrunError(f"container `{container_id}`: record {path} has schema {doc.get('schema') if isinstance(doc, dict) else None!r}, "
-                         f"expected {SCHEMA_VERSION}: delete it with --force")
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+        # Never guessed at: its job and anchor may be described in fields this scrun does not know.
+        raise ScrunError(f"container `{container_id}`: record {path} was written by a newer scrun (record format "
+                         f"{schema}; this scrun reads {SCHEMA_VERSION}): use that scrun, or cancel its job "
+                         f"(squeue --name=scrun:{container_id[:12]}) and remove {os.path.dirname(path)}")
+    if schema != SCHEMA_VERSION:
+        raise ScrunError(f"container `{container_id}`: {path} is not a scrun record (format {schema!r}): remove "
+                         f"{os.path.dirname(path)}")
     return doc
 
 
