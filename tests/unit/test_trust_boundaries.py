@@ -137,3 +137,8 @@ def test_a_container_line_that_looks_like_srun_s_and_never_ends_is_not_held():
         out += filt.feed(b"x" * 65536)
     assert len(filt._held) <= MAX_NOISE_LINE
     assert out + filt.flush() == b"srun: " + b"x" * 65536 * 100
+
+
+def test_salloc_says_when_the_time_limit_ended_the_job():
+    assert parse_salloc_line("salloc: Job 274 has exceeded its time limit and its allocation has been revoked.") == \
+        ("timelimit", 274)

@@ -40,6 +40,7 @@ class Allocation:
         self.job_id: int | None = None
         self.job_env: dict[str, str] = {}
         self.revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
+        self.end_cause = "was cancelled outside scrun"  # why, as salloc said it (the stop reason's words)
         self._errors: list[str] = []
 
     @property
@@ -93,6 +94,9 @@ class Allocation:
             if event == "error":
                 self._errors.append(str(value))
             elif event == "revoked":
+                self.revoked.set()
+            elif event == "timelimit":
+                self.end_cause = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
                 self.revoked.set()
             elif event in ("pending", "granted") and isinstance(value, int):
                 self._learn_job_id(value)

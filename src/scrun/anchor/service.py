@@ -262,7 +262,7 @@ class Anchor(Container):
         if self.allocation is not allocation or self.stopping.is_set():
             return  # released by us, or already stopping
         if await allocation.was_revoked():
-            reason = f"job {self.record.job_id} was cancelled outside scrun"
+            reason = f"job {self.record.job_id} {allocation.end_cause}"
             self.log.error("%s", reason)
             self.request_stop(exit_code_for_signal(signal.SIGKILL), reason)
         else:
@@ -564,7 +564,7 @@ class Anchor(Container):
         if code == 0 and self.allocation is not None and await self.allocation.was_revoked():
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
             code = exit_code_for_signal(signal.SIGKILL)
-            self.stop_reason = self.stop_reason or f"job {self.record.job_id} was cancelled outside scrun"
+            self.stop_reason = self.stop_reason or f"job {self.record.job_id} {self.allocation.end_cause}"
             self.log.error("%s", self.stop_reason)
         if code == 0 and step_cancelled and waiter in done and self.stop_code is None:
             # 24.11's srun exits 0 when the step alone is cancelled: the container did not finish.

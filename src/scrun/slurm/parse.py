@@ -12,6 +12,7 @@ _SALLOC_PATTERNS = (
     ("queued", re.compile(r"salloc: job (\d+) queued and waiting for resources")),
     ("allocated", re.compile(r"salloc: job (\d+) has been allocated resources")),
     ("revoked", re.compile(r"salloc: Job allocation (\d+) has been revoked\.?")),
+    ("timelimit", re.compile(r"salloc: Job (\d+) has exceeded its time limit and its allocation has been revoked\.?")),
 )
 
 
