@@ -116,7 +116,10 @@ def test_dockerd_and_rootless_dockerd_configs():
 
     docker = cluster_tool("docker")
     conf = json.loads(docker.daemon_json("/usr/local/bin/scrun"))
-    assert conf["runtimes"] == {"scrun": {"path": "/usr/local/bin/scrun"}} and conf["bridge"] == "none" and not conf["iptables"]
+    assert conf["runtimes"] == {"scrun": {"path": "/usr/local/bin/scrun"},
+                                "scrun-staged": {"path": "/usr/local/bin/scrun",
+                                                 "runtimeArgs": ["--slurm-conf", "/etc/slurm/staged/slurm.conf"]}}
+    assert conf["bridge"] == "none" and not conf["iptables"]
     cmd = docker.rootless_command(1001, "/home/u")
     assert "rootlesskit --net=host" in cmd and "mount -t tmpfs none $d" in cmd and "--host unix:///run/user/1001/docker.sock" in cmd
 

@@ -66,3 +66,11 @@ def test_podmans_shm_directory_becomes_a_fresh_tmpfs_on_the_node():
     assert p.tmpfs == (0,) and p.files == ()
     assert staged_config(config, p)["mounts"][0] == {"destination": "/dev/shm", "type": "tmpfs", "source": "tmpfs",
                                                      "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}
+
+
+def test_hooks_that_name_a_login_node_process_are_dropped_from_the_copy():
+    config = {"hooks": {"prestart": [{"path": "/proc/1234/exe", "args": ["libnetwork-setkey"]},
+                                     {"path": "/usr/bin/site-hook"}], "poststop": []}}
+    staged = staged_config(config, plan(config))
+    assert staged["hooks"] == {"prestart": [{"path": "/usr/bin/site-hook"}], "poststop": []}
+    assert len(config["hooks"]["prestart"]) == 2

@@ -24,6 +24,12 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
     changed |= write_if_changed(etc / "cgroup.conf", conf.cgroup_conf(layout))
     changed |= write_if_changed(etc / "oci.conf", conf.OCI_CONF)
     write_if_changed(etc / "scrun.lua", conf.SITE_SCRUN_LUA.read_text())  # read per container: no restart
+    staged = t.path(conf.STAGED_CONF_DIR)
+    staged.mkdir(parents=True, exist_ok=True)
+    for name in ("slurm.conf", "cgroup.conf", "oci.conf"):
+        write_if_changed(staged / name, (etc / name).read_text())
+    write_if_changed(staged / "scrun.conf", conf.STAGED_SCRUN_CONF)
+    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, f"{conf.SCRATCH}/scrun"])
     dirs = [conf.RUN_DIR, conf.LOG_DIR, f"{conf.LIB_DIR}/slurmctld", conf.CRUN_ROOT,
             *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
     for d in dirs:

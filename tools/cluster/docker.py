@@ -10,10 +10,12 @@ import json
 import time
 
 from cluster.podman import IMAGE, exported_image
+from cluster.slurmconf import STAGED_CONF_DIR
 from cluster.shell import ClusterError, log_tail, say, write_if_changed
 from cluster.target import Target
 
 DAEMON_JSON = "/etc/docker/daemon.json"
+STAGED_RUNTIME = "scrun-staged"
 PID_FILE = "/run/docker.pid"
 SOCKET = "/run/docker.sock"
 LOG = "/var/log/scrun-dockerd.log"
@@ -23,7 +25,9 @@ START_TIMEOUT = 60.0
 def daemon_json(scrun_path: str) -> str:
     return json.dumps({
         "iptables": False, "ip6tables": False, "bridge": "none",
-        "runtimes": {"scrun": {"path": scrun_path}},
+        "runtimes": {"scrun": {"path": scrun_path},
+                     # The same scrun with built-in staging (slurmconf.STAGED_CONF_DIR).
+                     STAGED_RUNTIME: {"path": scrun_path, "runtimeArgs": ["--slurm-conf", f"{STAGED_CONF_DIR}/slurm.conf"]}},
         "pidfile": PID_FILE,
     }, indent=2) + "\n"
 

@@ -40,6 +40,16 @@ ISOLATED_PORT = SLURMD_BASE_PORT + 50
 SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in): the same on every node
 
 
+# A second slurm.conf directory for engines that cannot pass scrun a config of their own per
+# container (docker: daemon.json's runtime `scrun-staged`): the same cluster, no scrun.lua, and
+# scrun.conf's built-in staging onto /scratch, as a site without a scrun.lua would have it.
+STAGED_CONF_DIR = "/etc/slurm/staged"
+STAGED_SCRUN_CONF = f"""{MARKER}
+StageDir={SCRATCH}/scrun
+SharedPaths={SCRATCH},/home
+"""
+
+
 def node_names(nodes: int) -> list[str]:
     return [f"n{i}" for i in range(1, nodes + 1)]
 

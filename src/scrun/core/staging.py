@@ -78,6 +78,12 @@ def plan_staging(*, config: dict, bundle: str, root_path: str, shared: tuple[str
 def staged_config(config: dict, plan: StagePlan) -> dict:
     """config.json for the copy: its rootfs and copied bind sources point into plan.dest."""
     out = dict(config)
+    hooks = config.get("hooks")
+    if isinstance(hooks, dict):
+        # A hook run through /proc/<pid>/ (docker's libnetwork-setkey) names a process of the
+        # login node: no node has it, and crun would fail the container on it.
+        out["hooks"] = {stage: [h for h in entries if not (isinstance(h, dict) and str(h.get("path", "")).startswith("/proc/"))]
+                        if isinstance(entries, list) else entries for stage, entries in hooks.items()}
     if plan.rootfs is not None:
         out["root"] = {**(config.get("root") or {}), "path": os.path.join(plan.dest, "rootfs")}
     if plan.files or plan.tmpfs:
