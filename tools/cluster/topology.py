@@ -9,6 +9,7 @@ side (the host for the native lane, inside the lane for a namespace lane): stand
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -39,6 +40,7 @@ while True:
 NODE_INIT = r"""
 set -eu
 node=$1 hold=$2 users=$3
+ulimit -c 0  # no core files from slurmstepd (see stop())
 hostname "$node"
 mkdir -p "$hold/munge"
 mount --bind /run/munge "$hold/munge"
@@ -55,6 +57,21 @@ install -d -m 0755 /run/crun-slurm
 for u in root $users; do install -d -m 0700 -o "$u" -g "$(id -gn "$u")" "/run/crun-slurm/$u"; done
 exec python3 -c "$REAPER" slurmd -D -N "$node"
 """
+
+
+def _node_inits() -> list[int]:
+    """Every `unshare … node-init iso1` of this pid namespace, with or without a pid file."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[:1] == [b"unshare"] and b"node-init" in argv and conf.ISOLATED_NODE.encode() in argv:
+            found.append(int(entry))
+    return found
 
 
 def _pid() -> int | None:
@@ -84,7 +101,10 @@ def ensure_scratch() -> str:
 def start(users: tuple[str, ...], timeout: float = 60) -> None:
     """Start the isolated node (if it is not running) and wait until Slurm says it is idle."""
     ensure_scratch()
-    os.makedirs(f"{conf.LIB_DIR}/slurmd/{conf.ISOLATED_NODE}", exist_ok=True)  # SlurmdSpoolDir
+    if _pid() is None and _node_inits():
+        stop()  # a node left without its pid file would hold the port and serve in its place
+    spool = f"{conf.LIB_DIR}/slurmd/{conf.ISOLATED_NODE}"  # SlurmdSpoolDir, and the node's cwd
+    os.makedirs(spool, exist_ok=True)
     if _pid() is None:
         hold = os.path.join(HOLD_DIR, conf.ISOLATED_NODE)
         os.makedirs(hold, exist_ok=True)
@@ -93,7 +113,7 @@ def start(users: tuple[str, ...], timeout: float = 60) -> None:
                 ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private", "--",
                  "sh", "-c", NODE_INIT, "node-init", conf.ISOLATED_NODE, hold, " ".join(users)],
                 env={**os.environ, "REAPER": REAPER}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+                start_new_session=True, cwd=spool)  # 22.05's slurmstepd dumps core there (see stop())
         pathlib.Path(PIDFILE).write_text(f"{proc.pid}\n")
     subprocess.run(["scontrol", "update", f"nodename={conf.ISOLATED_NODE}", "state=resume"], capture_output=True,
                    timeout=30)
@@ -106,13 +126,19 @@ def start(users: tuple[str, ...], timeout: float = 60) -> None:
 
 
 def stop() -> None:
-    """End the node's namespaces (every process in them) and mark it down, so nothing is sent there."""
-    pid = _pid()
-    if pid is not None:
-        os.kill(pid, 15)  # --kill-child: its pid 1 gets SIGKILL, and the pid namespace ends with it
-        deadline = time.monotonic() + 10
-        while _pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+    """End the node's namespaces (every process in them) and mark it down, so nothing is sent there.
+
+    (Slurm 22.05's slurmstepd segfaults in stepd_cleanup after "container setup failed" — a
+    bundle the node cannot see: the node runs with no core files, and in its spool, not the
+    checkout that started it.)"""
+    # SIGKILL: unshare --fork ignores SIGTERM. --kill-child then kills its pid 1, and the pid
+    # namespace ends with it. Every node-init of ours, a lost pid file's too.
+    for pid in _node_inits():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while _node_inits() and time.monotonic() < deadline:
+        time.sleep(0.05)
     pathlib.Path(PIDFILE).unlink(missing_ok=True)
     subprocess.run(["scontrol", "update", f"nodename={conf.ISOLATED_NODE}", "state=down", "reason=stopped"],
                    capture_output=True, timeout=30)
