@@ -7,7 +7,7 @@ import pytest
 
 from conftest import IMAGE, cluster_tool, readable_conf_dir, require
 
-topology, slurmconf, users = cluster_tool("topology"), cluster_tool("slurmconf"), cluster_tool("users")
+slurmconf, users = cluster_tool("slurmconf"), cluster_tool("users")
 PARTITION = slurmconf.ISOLATED_PARTITION
 
 
@@ -15,7 +15,7 @@ PARTITION = slurmconf.ISOLATED_PARTITION
 def site_conf(isolated_node, podman_ready):
     """A slurm.conf directory every user can read: no scrun.lua, scrun.conf staging onto /scratch."""
     conf = readable_conf_dir("scrun-topology-conf-")
-    stage = topology.ensure_scratch()
+    stage = slurmconf.STAGE_DIR  # made by the cluster tool (daemons.write_configs)
     (conf / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths={slurmconf.SCRATCH},/home\n")
     yield conf
     shutil.rmtree(conf)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import cluster_tool, sh
 
-topology, slurmconf = cluster_tool("topology"), cluster_tool("slurmconf")
+slurmconf = cluster_tool("slurmconf")
 NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
 
 
@@ -63,7 +63,7 @@ def test_a_bundle_on_the_login_node_fails_there_and_the_same_under_scratch_runs(
 @pytest.fixture
 def staging_conf(conf_dir):
     """The cluster's config with scrun.conf's built-in staging onto /scratch, and no scrun.lua."""
-    stage = topology.ensure_scratch()
+    stage = slurmconf.STAGE_DIR  # made by the cluster tool (daemons.write_configs)
     (conf_dir / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths={slurmconf.SCRATCH},/home\n")
     return conf_dir
 

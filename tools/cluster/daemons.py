@@ -29,7 +29,7 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
     for name in ("slurm.conf", "cgroup.conf", "oci.conf"):
         write_if_changed(staged / name, (etc / name).read_text())
     write_if_changed(staged / "scrun.conf", conf.STAGED_SCRUN_CONF)
-    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, f"{conf.SCRATCH}/scrun"])
+    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, conf.STAGE_DIR])  # a site's scratch: every user writes
     dirs = [conf.RUN_DIR, conf.LOG_DIR, f"{conf.LIB_DIR}/slurmctld", conf.CRUN_ROOT,
             *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
     for d in dirs:

@@ -38,6 +38,7 @@ ISOLATED_NODE = "iso1"
 ISOLATED_PARTITION = "isolated"
 ISOLATED_PORT = SLURMD_BASE_PORT + 50
 SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in): the same on every node
+STAGE_DIR = f"{SCRATCH}/scrun"  # scrun.conf's StageDir here (made 1777 by daemons.write_configs)
 
 
 # A second slurm.conf directory for engines that cannot pass scrun a config of their own per
@@ -45,7 +46,7 @@ SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in):
 # scrun.conf's built-in staging onto /scratch, as a site without a scrun.lua would have it.
 STAGED_CONF_DIR = "/etc/slurm/staged"
 STAGED_SCRUN_CONF = f"""{MARKER}
-StageDir={SCRATCH}/scrun
+StageDir={STAGE_DIR}
 SharedPaths={SCRATCH},/home
 """
 

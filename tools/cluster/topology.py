@@ -89,18 +89,8 @@ def node_state() -> str:
     return out[0].rstrip("*") if out else ""
 
 
-def ensure_scratch() -> str:
-    """/scratch, world-writable with the sticky bit (a site's scratch space), with scrun's StageDir."""
-    stage = os.path.join(conf.SCRATCH, "scrun")
-    os.makedirs(stage, exist_ok=True)
-    for path in (conf.SCRATCH, stage):
-        os.chmod(path, 0o1777)
-    return stage
-
-
 def start(users: tuple[str, ...], timeout: float = 60) -> None:
     """Start the isolated node (if it is not running) and wait until Slurm says it is idle."""
-    ensure_scratch()
     if _pid() is None and _node_inits():
         stop()  # a node left without its pid file would hold the port and serve in its place
     spool = f"{conf.LIB_DIR}/slurmd/{conf.ISOLATED_NODE}"  # SlurmdSpoolDir, and the node's cwd

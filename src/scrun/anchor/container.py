@@ -137,14 +137,14 @@ class Container:
         """A scrun.lua, or (without one) scrun.conf's built-in staging, stages this container."""
         return bool(self.req.lua_script or self.req.stage_dir)
 
-    def load_lua(self) -> None:
+    def load_hooks(self) -> None:
         """The staging hooks: the site's scrun.lua, else the built-in staging of scrun.conf."""
         if not self.req.lua_script:
             from scrun.anchor.staging import BuiltinStaging
 
             self.hooks = BuiltinStaging(self.req.stage_dir, self.req.shared_paths, self.record.bundle,
                                         self.record.root_path, self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
-                                        lambda msg: self.notify_create("progress", msg=msg))
+                                        self.identity.in_user_namespace, lambda msg: self.notify_create("progress", msg=msg))
             return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 

@@ -58,7 +58,7 @@ def create_quickly(container: Container, salloc: subprocess.Popen) -> QuickCreat
         signal.signal(sig, lambda signum, _frame: quick.signals.append(signum))
     if container.has_hooks:
         try:
-            container.load_lua()
+            container.load_hooks()
         except Exception as exc:
             quick.lua_error = exc
             return quick

@@ -56,8 +56,6 @@ PENDING_REFRESH = 5.0
 # The container never ran (its step failed to launch): not srun's 130, which reads as SIGINT;
 # 255, which runc's callers take for the runtime's failure.
 NEVER_STARTED_EXIT_CODE = 255
-# How much of the end of the container's stderr is kept for its last line (the stop reason).
-TAIL_BYTES = 4096
 
 
 class Anchor(Container):
@@ -165,7 +163,7 @@ class Anchor(Container):
             # early salloc, already asking for it, is withdrawn: _release_allocation).
             if quick is not None and quick.lua_error is not None:
                 raise quick.lua_error
-            await self._load_lua()
+            await self._load_hooks()
         # `srun --version` runs alongside; only the step needs its answer (_version_known), and
         # start comes long after it is in: create does not wait for it.
         version_task = self._version_task = asyncio.ensure_future(self._detect_slurm_version())
@@ -289,8 +287,8 @@ class Anchor(Container):
                 self.save()
             await asyncio.sleep(PENDING_REFRESH)
 
-    async def _load_lua(self) -> None:
-        await asyncio.to_thread(self.load_lua)
+    async def _load_hooks(self) -> None:
+        await asyncio.to_thread(self.load_hooks)
 
     async def _stage_in(self) -> None:
         await asyncio.to_thread(self.stage_in)
@@ -686,7 +684,7 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
     AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
     `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run.
     """
-    from scrun.core.stderrfilter import StderrFilter, last_line
+    from scrun.core.stderrfilter import TAIL_BYTES, StderrFilter, last_line
 
     filt = StderrFilter(srun_verbose=srun_verbose)
     tail = b""

@@ -14,9 +14,11 @@ import os
 import shutil
 import stat
 
+from scrun.core.specchecks import host_id_of_root
 from scrun.core.staging import plan_staging, staged_config, staged_file
 from scrun.errors import ScrunError
 from scrun.log import get_logger
+from scrun.store.records import write_text_atomic
 
 TYPE_CHECKING = False  # not typing's: the anchor imports this before asyncio
 if TYPE_CHECKING:
@@ -32,12 +34,13 @@ class StagingError(ScrunError):
 
 class BuiltinStaging:
     def __init__(self, stage_dir: str, shared: tuple[str, ...], bundle: str, root_path: str, user: str,
-                 progress: Callable[[str], None]):
+                 in_user_namespace: bool, progress: Callable[[str], None]):
         self.stage_dir = stage_dir
         self.shared = shared
         self.bundle = bundle
         self.root_path = root_path
         self.user = user
+        self.in_user_namespace = in_user_namespace  # rootless podman's: its overlay rootfs is always copied
         self.progress = progress
         self.dest: str | None = None  # the copy, once made (stage_out removes it)
         self.path = "scrun.conf StageDir"  # what errors name (LuaHooks names its script)
@@ -50,10 +53,9 @@ class BuiltinStaging:
                 config = json.load(fh)
         except (OSError, ValueError) as exc:
             raise StagingError(f"staging: cannot read {config_file}: {exc}") from None
-        from scrun.config.paths import read_identity
         from scrun.core.mounts import namespace_local_rootfs_error
 
-        in_namespace = namespace_local_rootfs_error(self.root_path, read_identity().in_user_namespace) is not None
+        in_namespace = namespace_local_rootfs_error(self.root_path, self.in_user_namespace) is not None
         plan = plan_staging(config=config, bundle=bundle, root_path=self.root_path, shared=self.shared,
                             stage_dir=self.stage_dir, user=self.user, container_id=container_id, is_dir=os.path.isdir,
                             rootfs_in_namespace=in_namespace)
@@ -80,9 +82,7 @@ class BuiltinStaging:
                 os.mkdir(os.path.join(plan.dest, "mounts"), 0o700)
                 for index, source in plan.files:
                     shutil.copy2(source, staged_file(plan, index, source))
-            fd = os.open(plan.config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(staged_config(config, plan), fh)
+            write_text_atomic(plan.config_file, json.dumps(staged_config(config, plan)), mode=0o600)
             if owner != (os.getuid(), os.getgid()):
                 os.chown(plan.dest, *owner)  # the mapped root reaches its rootfs; nobody else
         except OSError as exc:
@@ -124,15 +124,9 @@ class BuiltinStaging:
 
 
 def _mapped_root(config: dict) -> tuple[int, int] | None:
+    """The host uid/gid the container's root maps to, when config.json maps ids."""
     linux = config.get("linux") if isinstance(config.get("linux"), dict) else {}
-
-    def host_id(key: str) -> int | None:
-        for m in linux.get(key) or []:
-            if isinstance(m, dict) and m.get("containerID") == 0 and isinstance(m.get("hostID"), int):
-                return m["hostID"]
-        return None
-
-    uid, gid = host_id("uidMappings"), host_id("gidMappings")
+    uid, gid = host_id_of_root(linux.get("uidMappings")), host_id_of_root(linux.get("gidMappings"))
     return (uid, gid if gid is not None else uid) if uid is not None else None
 
 

@@ -192,8 +192,8 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     path_env = settings.env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     srun = _resolve_srun(oci.srun_path, path_env)
     # A site's scrun.lua is loaded by the anchor before it asks for a job (a broken script
-    # fails create with its file:line, and no job); without one, nothing can stage the rootfs.
-    # Without one, scrun.conf's StageDir stages it (anchor.staging); with neither, nothing can.
+    # fails create with its file:line, and no job). Without one, scrun.conf's StageDir stages the
+    # bundle (anchor.staging); with neither, nothing can.
     lua_script = site_lua_script(settings.slurm_conf)
     staging = load_site_staging(settings.slurm_conf)
     if not os.path.exists(lua_script):

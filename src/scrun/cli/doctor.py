@@ -219,21 +219,20 @@ def checks(settings) -> list[Check]:
 
 def allocate(settings, bundle: str | None) -> Check:
     """A real container, end to end, through this scrun: each phase's time, or where it failed."""
+    import shutil
     import subprocess
     import sys
+    import tempfile
     import time
     import uuid
+
+    from scrun.errors import ScrunError
+    from scrun.store.live import check_state_root as verify_state_root, read_record
 
     if not bundle:
         return Check("end to end", False, "--allocate needs --bundle DIR", "pass a bundle whose rootfs the nodes can read")
     cid = f"scrun-doctor-{uuid.uuid4().hex[:8]}"
     base = [sys.executable, "-I", "-m", "scrun", "--root", settings.root, "-f", settings.slurm_conf]
-    import shutil
-    import tempfile
-
-    from scrun.errors import ScrunError
-    from scrun.store.live import check_state_root as verify_state_root, read_record
-
     try:
         verify_state_root(settings.root)  # before anything is written there: it may be someone else's
     except ScrunError as exc:

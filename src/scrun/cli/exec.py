@@ -149,7 +149,7 @@ def _relay(argv: list[str], env: dict[str, str], terminal: int | None) -> int:
     import signal
 
     from scrun.core.exitcode import exit_code_from_returncode
-    from scrun.core.stderrfilter import StderrFilter
+    from scrun.core.stderrfilter import TAIL_BYTES, StderrFilter
 
     stdio = {} if terminal is None else {"stdin": terminal, "stdout": terminal}
     preexec = None
@@ -174,7 +174,7 @@ def _relay(argv: list[str], env: dict[str, str], terminal: int | None) -> int:
             continue
         data = filt.feed(chunk) if chunk else filt.flush()
         if data:
-            tail = (tail + data)[-4096:]  # the end of what passed, newlines kept
+            tail = (tail + data)[-TAIL_BYTES:]  # the end of what passed, newlines kept
             try:
                 os.write(dest, data)
             except OSError:

@@ -92,7 +92,7 @@ def flag_is_set(value: str) -> bool:
 class OptionRow(namedtuple("OptionRow", "env option target check note caller_only", defaults=("", ""))):
     """env: the SCRUN_* name; option: salloc's/srun's long option ("--time"); target: JOB
     (salloc) or STEP (srun); check: validates a value (None: a flag without value);
-    caller_only: why a container may not set it (empty: it may), see CALLER_ONLY."""
+    caller_only: why a container may not set it (empty: it may), see refuse_caller_only."""
 
     __slots__ = ()
 
@@ -205,8 +205,7 @@ def refuse_caller_only(values: Mapping[str, str], source: str) -> None:
     for name in sorted(values):
         row = OPTIONS_BY_ENV.get(name)
         if row is not None and row.caller_only:
-            where = source.format(name=name)
-            raise InvalidInputError(f"{name} from {where} is refused: {row.caller_only}; set it in the caller's "
+            raise InvalidInputError(f"{name} from {source} is refused: {row.caller_only}; set it in the caller's "
                                     "environment of scrun (or the site's slurm.conf), never in a container")
 
 

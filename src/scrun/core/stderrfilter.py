@@ -91,6 +91,10 @@ class StderrFilter:
         return held
 
 
+# How much of the end of what passed is kept to find its last line (a stop reason, crun's words).
+TAIL_BYTES = 4096
+
+
 def last_line(data: bytes, limit: int = 400) -> bytes:
     """The last non-blank line of `data` (an unfinished one counts), at most `limit` bytes."""
     lines = [line for line in data.splitlines() if line.strip()]

@@ -25,6 +25,9 @@ def is_host_root() -> bool:
     return not read_identity().in_user_namespace
 
 
+OVERFLOW_UID = 65534  # /proc/sys/kernel/overflowuid's default: how unmapped owners show in a user namespace
+
+
 def _trusted_uids() -> tuple[int, ...]:
     """Who may own the way to our state: root and ourselves. Host root trusts root alone: an
     admin's scrun never follows a directory or link a user could change (a record there would
@@ -33,12 +36,7 @@ def _trusted_uids() -> tuple[int, ...]:
     uid = os.getuid()
     if uid != 0:
         return (0, uid)
-    from scrun.config.paths import read_identity
-
-    return (0, OVERFLOW_UID) if read_identity().in_user_namespace else (0,)
-
-
-OVERFLOW_UID = 65534  # /proc/sys/kernel/overflowuid's default: how unmapped owners show in a user namespace
+    return (0,) if is_host_root() else (0, OVERFLOW_UID)
 
 
 def check_state_root(root: str) -> None:
