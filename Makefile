@@ -55,13 +55,22 @@ lint: venv
 	$(VENV)/bin/ruff check src tests tools bench
 
 # Unit tests once, then integration and e2e in every lane, each with its own summary; a lane
-# that fails does not stop the others, but fails the run.
+# that fails does not stop the others, but fails the run. The last lines name every step that
+# failed: CI keeps only the tail of the output.
 test: cluster lint
-	CI=$${CI:-true} $(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
-	@rc=0; for lane in $(LANES); do \
+	@failed=""; \
+	CI=$${CI:-true} $(VENV)/bin/pytest -m unit $(PYTEST_ARGS) || failed="$$failed unit"; \
+	for lane in $(LANES); do \
 	  echo "=== $(LANE_TIERS) on $$lane ==="; \
-	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "$(LANE_TIERS)" $(PYTEST_ARGS) || rc=1; \
-	done; $(MAKE) --no-print-directory conformance-check || rc=1; exit $$rc
+	  rm -f .cache/junit-$$lane.xml; \
+	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "$(LANE_TIERS)" --junitxml=.cache/junit-$$lane.xml $(PYTEST_ARGS) \
+	    || failed="$$failed tests@$$lane"; \
+	done; \
+	$(MAKE) --no-print-directory conformance-check || failed="$$failed conformance"; \
+	if [ -n "$$failed" ]; then \
+	  for lane in $(LANES); do python3 tools/junit_failures.py .cache/junit-$$lane.xml $$lane; done; \
+	  echo "=== make test FAILED:$$failed (each step's own summary is above) ==="; exit 1; fi; \
+	echo "=== make test passed: unit, $(LANE_TIERS) and conformance on $(LANES) ==="
 
 # The OCI runtime-tools suite against crun and scrun in every lane (tools/conformance.py): a table
 # per program and the totals, results in bench/results/conformance-<lane>.json; fails on a
@@ -69,11 +78,11 @@ test: cluster lint
 conformance: cluster conformance-check
 
 conformance-check:
-	@rc=0; for lane in $(LANES); do \
+	@failed=""; for lane in $(LANES); do \
 	  echo "=== conformance on $$lane ==="; \
 	  $(DEVCLUSTER) python --lane $$lane -- tools/conformance.py --check tests/conformance/expected-failures.txt \
-	    --json bench/results/conformance-$$lane.json || rc=1; \
-	done; exit $$rc
+	    --json bench/results/conformance-$$lane.json || failed="$$failed $$lane"; \
+	done; if [ -n "$$failed" ]; then echo "=== conformance FAILED on:$$failed ==="; exit 1; fi
 
 # Each lane measures itself (with upstream's C scrun beside it where its Debian ships it), then
 # one table side by side.

@@ -216,14 +216,20 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(rows)
 
 
-def leftovers() -> list[str]:
-    """Jobs and anchors the run left behind (there must be none)."""
-    jobs = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
-    # Only this pid namespace: from the host, a namespace lane's anchors are visible too. Not
-    # zombies: an exited anchor whose parent is init now waits to be reaped, it left nothing.
-    anchors = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "-r", "R,S,D,T,t", "scrun-anchor"],
-                             capture_output=True, text=True).stdout.split()
-    return [j for j in jobs if "scrun:" in j] + [f"anchor pid {a}" for a in anchors]
+def leftovers(grace: float = 30.0) -> list[str]:
+    """Jobs and anchors the run left behind (there must be none). A job the last program cancelled
+    may still be completing, an anchor still exiting: give them `grace` seconds to go."""
+    deadline = time.monotonic() + grace
+    while True:
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True).stdout.split("\n")
+        # Only this pid namespace: from the host, a namespace lane's anchors are visible too. Not
+        # zombies: an exited anchor whose parent is init now waits to be reaped, it left nothing.
+        anchors = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "-r", "R,S,D,T,t", "scrun-anchor"],
+                                 capture_output=True, text=True).stdout.split()
+        left = [j for j in jobs if "scrun:" in j] + [f"anchor pid {a}" for a in anchors]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,10 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lane_kind = os.environ.get("SCRUN_LANE_KIND", "host")
     unexpected, stale = check(diff, results, read_expected(args.check, lane_kind))
+    # The verdict goes to stdout, last: CI keeps only the tail of the output.
     for d in unexpected:
-        print(f"conformance: scrun fails (not on the list): {d}", file=sys.stderr)
+        print(f"conformance: scrun fails (not on the list): {d}")
     for k in stale:
-        print(f"conformance: listed but passes now (remove it from {args.check.name}): {k}", file=sys.stderr)
+        print(f"conformance: listed but passes now (remove it from {args.check.name}): {k}")
+    if left:
+        print(f"conformance: left behind: {left}")
     return 1 if unexpected or stale or left else 0
 
 

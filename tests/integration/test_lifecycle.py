@@ -118,6 +118,24 @@ def test_bad_input_leaves_nothing(slurm_cluster, scrun, make_bundle, busybox_roo
     assert sh(["squeue", "-h", "-o", "%i"]).stdout.split() == before or not jobs_named([f"scrun:{cid[:12]}"])
 
 
+def test_start_without_process_is_refused_and_stops_the_container(slurm_cluster, scrun, make_bundle):
+    """runtime-spec: start MUST fail when config.json has no process; the container cannot ever
+    run, so it stops (and its allocation goes) instead of holding the job until delete."""
+    bundle = make_bundle(["true"])
+    cfg = json.loads((bundle / "config.json").read_text())
+    del cfg["process"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    cid = scrun.new_id()
+    assert scrun.create(cid, bundle).returncode == 0
+    job = job_of(scrun, cid)
+    started = scrun("start", cid)
+    assert started.returncode != 0 and "has no process" in started.stderr and "set process.args" in started.stderr
+    record = scrun.wait_stopped(cid, timeout=30)
+    assert "has no process" in record["stopped_reason"] and record["exit_code"] == 127, record
+    wait_for(lambda: not squeue_has(job), 30, f"job {job} to end")
+    assert scrun("delete", cid).returncode == 0
+
+
 def test_duplicate_id_does_not_touch_the_first(slurm_cluster, scrun, make_bundle):
     cid = scrun.new_id()
     assert scrun.create(cid, make_bundle(["sleep", "30"])).returncode == 0

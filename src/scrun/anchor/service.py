@@ -344,8 +344,11 @@ class Anchor(Container):
             if status != Status.CREATED or self.stopping.is_set() or self.launching:
                 return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
             if not self.req.args:
-                return {"ok": False, "error": f"container `{self.req.id}` has no process in {self.req.config_file}: "
-                        "nothing to start (set process.args)", "kind": "status"}
+                # Refused (runtime-spec), and stopped: nothing can ever run in it, and a created
+                # container would hold its allocation until deleted.
+                reason = f"container `{self.req.id}` has no process in {self.req.config_file}: nothing to start (set process.args)"
+                self.request_stop(127, reason)
+                return {"ok": False, "error": reason, "kind": "status"}
             self.launching = True  # before the first await: a second start must not launch again
             try:
                 await self._launch_step()
