@@ -106,12 +106,16 @@ def podman_ready(slurm_cluster):
     return True
 
 
+# The cluster's configuration a copy needs; scrun.conf: its staging onto /scratch.
+CONF_FILES = ("slurm.conf", "oci.conf", "cgroup.conf", "scrun.conf")
+
+
 @pytest.fixture
 def conf_dir(tmp_path, slurm_cluster):
     """A copy of the cluster's slurm.conf/oci.conf in a directory of its own (for scrun.lua, oci.conf edits)."""
     conf = tmp_path / "etc"
     conf.mkdir()
-    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
+    for name in CONF_FILES:
         if os.path.exists(f"/etc/slurm/{name}"):
             shutil.copy2(f"/etc/slurm/{name}", conf / name)
     return conf
@@ -128,13 +132,13 @@ def isolated_node(slurm_cluster):
 
 
 def readable_conf_dir(prefix: str) -> pathlib.Path:
-    """A copy of the cluster's slurm.conf/oci.conf/cgroup.conf that every user can read (rootless
-    podman runs scrun as the user); the caller removes it."""
+    """A copy of the cluster's configuration that every user can read (rootless podman runs scrun
+    as the user); the caller removes it."""
     import tempfile
 
-    conf = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    conf = pathlib.Path(tempfile.mkdtemp(prefix=prefix))  # $TMPDIR: on /scratch in a lane (tests put stage dirs in it)
     conf.chmod(0o755)
-    for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
+    for name in CONF_FILES:
         if os.path.exists(f"/etc/slurm/{name}"):
             shutil.copy2(f"/etc/slurm/{name}", conf / name)
     return conf
@@ -168,9 +172,10 @@ def base_config(tmp_path_factory) -> dict:
 def make_bundle(tmp_path, busybox_rootfs, base_config):
     """make_bundle(args, env=[], mounts={host: dest}) → bundle dir whose root.path is the shared rootfs."""
 
-    def make(args, env=(), mounts=None, terminal=False, root_path=None, name="bundle", local_rootfs=False):
-        """local_rootfs: root.path "rootfs" (a link in the bundle) instead of an absolute path as podman writes."""
-        bundle = tmp_path / name
+    def make(args, env=(), mounts=None, terminal=False, root_path=None, name="bundle", local_rootfs=False, under=None):
+        """local_rootfs: root.path "rootfs" (a link in the bundle) instead of an absolute path as podman writes;
+        under: the directory to make it in (tmp_path, on /scratch in a lane: the nodes see it)."""
+        bundle = (under or tmp_path) / name
         bundle.mkdir()
         if local_rootfs:
             (bundle / "rootfs").symlink_to(root_path or busybox_rootfs)

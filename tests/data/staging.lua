@@ -33,6 +33,21 @@ function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_i
 		slurm.log_error("rsync failed: %s", out)
 		return slurm.ERROR
 	end
+	-- The engine's bind-mounted files (/etc/hosts, resolv.conf, hostname) live on the login node:
+	-- copied into the rootfs, as the man page's example does; its /dev/shm becomes the node's own.
+	local mounts = {}
+	for _, m in ipairs(config.mounts or {}) do
+		local src_m = m.source or ""
+		local local_bind = m.type == "bind" and (string.match(src_m, "^/run/") or string.match(src_m, "^/var/"))
+		if local_bind and m.destination == "/dev/shm" then
+			table.insert(mounts, {destination = "/dev/shm", type = "tmpfs", source = "shm", options = {"nosuid", "nodev", "mode=1777"}})
+		elseif local_bind then
+			slurm.allocator_command(string.format("cp -a -- %s %s%s", src_m, dst_rootfs, m.destination))
+		else
+			table.insert(mounts, m)
+		end
+	end
+	config.mounts = mounts
 	-- A marker only the staged copy has: proves the step runs from it.
 	write_file(dst_rootfs .. "/staged-by-lua", string.format("job %d env entries %d first %s\n", job_id, #job_env, job_env[1] ~= nil and "set" or "nil"))
 	config.root.path = dst_rootfs

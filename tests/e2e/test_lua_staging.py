@@ -60,11 +60,20 @@ def test_broken_script_fails_with_its_line(conf_dir):
     assert b"scrun.lua:2" in proc.stderr or b"scrun.lua:1" in proc.stderr
 
 
+# The seed's scratch_path is /run/user/, which the cluster's nodes do not see: as the man page says,
+# a site points it at its shared filesystem (each user's copies under /scratch/seed-<uid>/).
+SEED_SCRATCH_PATH = "/scratch/seed-"
+
+
 def seed_example() -> str:
+    """The man page's example as written, but for its scratch_path: the one line a site sets."""
     text = SEED.read_text()
     start = text.index("local json = require 'json'")
     end = text.index("return slurm.SUCCESS", text.index("slurm.log_info(\"initialized scrun.lua\")")) + len("return slurm.SUCCESS")
-    return text[start:end] + "\n"
+    example = text[start:end] + "\n"
+    line = 'local scratch_path = "/run/user/"'
+    assert example.count(line) == 1, "the seed's scratch_path line changed"
+    return example.replace(line, f'local scratch_path = "{SEED_SCRATCH_PATH}"')
 
 
 @pytest.mark.skipif(not SEED.exists(), reason="shared/seed/scrun.1.txt is not next to the repository")
@@ -76,5 +85,6 @@ def test_seed_example_runs_unchanged(conf_dir):
     assert out[0] == "from-staged" and re.fullmatch(r"job=\d+", out[1])
     # Only the seed's stage_in puts job_env (with scrun's SCRUN_* output variables) into the container.
     assert re.fullmatch(r"cid=[0-9a-f]{64}", out[2]), out
-    leftovers = [p for p in pathlib.Path("/run/user/0/slurm/scrun").glob("*")] if pathlib.Path("/run/user/0/slurm/scrun").exists() else []
+    staged = pathlib.Path(f"{SEED_SCRATCH_PATH}0/slurm/scrun")
+    leftovers = list(staged.glob("*")) if staged.exists() else []
     assert leftovers == [], "the seed's stage_out removes its copy"

@@ -150,10 +150,8 @@ def test_all_anchors_killed_at_once_then_delete_force(container, scrun):
         c.delete_and_nothing_left(force=True)
 
 
-def _slurm_daemon_pid(name: str, node: str | None = None) -> int:
-    run_dir = cluster_tool("slurmconf").RUN_DIR
-    pidfile = f"{run_dir}/slurmd-{node}.pid" if node else f"{run_dir}/slurmctld.pid"
-    with open(pidfile) as fh:
+def _slurmctld_pid() -> int:
+    with open(f"{cluster_tool('slurmconf').RUN_DIR}/slurmctld.pid") as fh:
         return int(fh.read().split()[0])
 
 
@@ -184,7 +182,7 @@ def test_slurmctld_restart_under_a_running_container(container, scrun):
     while slurmctld is away); nothing hangs, nothing is left."""
     c = container(args=("sh", "-c", "sleep 8; exit 7"))
     c.start()
-    old = _slurm_daemon_pid("slurmctld")
+    old = _slurmctld_pid()
     os.kill(old, signal.SIGTERM)
     try:
         wait_for(lambda: "DOWN" in sh(["scontrol", "ping"]).stdout, 30, "slurmctld to stop")
@@ -202,11 +200,15 @@ def test_slurmd_killed_and_restarted_under_a_running_step(container, scrun):
     c = container(args=("sh", "-c", "sleep 6; exit 9"))
     c.start()
     node = sh(["squeue", "-h", "-j", str(c.job), "-o", "%N"]).stdout.strip()
-    old = _slurm_daemon_pid("slurmd", node)
+    topology = cluster_tool("topology")  # each node is its own namespaces: its slurmd is found there
+    old = topology.slurmd_pid(node)
+    assert old is not None, f"no slurmd in node {node}"
     os.kill(old, signal.SIGKILL)
     time.sleep(1)
-    _restart(["slurmd", "-N", node], lambda: sh(["sinfo", "-h", "-n", node, "-o", "%T"]).stdout.strip().rstrip("*")
-             in ("idle", "mixed", "allocated", "completing"), old)
+    wait_for(lambda: not alive(old), 60, "the old slurmd to exit")
+    topology.restart_slurmd(node)
+    wait_for(lambda: sh(["sinfo", "-h", "-n", node, "-o", "%T"]).stdout.strip().rstrip("*")
+             in ("idle", "mixed", "allocated", "completing"), 30, f"slurmd of {node} to answer")
     # Its own code, or srun's failure with a reason: srun sometimes dies of SIGPIPE (141) writing
     # to the old slurmd's connection (22.05), or exits 232 (24.11). Either way an exit code in
     # bounded time, and nothing left.

@@ -4,7 +4,9 @@ fails there; what scrun stages runs."""
 import json
 import os
 import shutil
+import pathlib
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -19,6 +21,14 @@ NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
 def scratch_dir():
     path = os.path.join(slurmconf.SCRATCH, f"test-{uuid.uuid4().hex[:8]}")
     os.mkdir(path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def login_tmp():
+    """A directory on the login node only (its /tmp): what podman's and docker's storage is to a node."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="scrun-login-only-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -45,8 +55,8 @@ def test_the_node_sees_scratch_but_not_the_login_nodes_tmp_or_processes(isolated
 
 
 def test_a_bundle_on_the_login_node_fails_there_and_the_same_under_scratch_runs(isolated_node, scratch_dir, make_bundle,
-                                                                                busybox_rootfs):
-    bundle = make_bundle(["sh", "-c", "echo from-the-node; exit 0"])
+                                                                                busybox_rootfs, login_tmp):
+    bundle = make_bundle(["sh", "-c", "echo from-the-node; exit 0"], under=login_tmp)
     # /bin/sh by path: srun >= 23.02 resolves a bare name on the node, not in the bundle.
     local = on_node(f"--container={bundle}", "/bin/sh", "-c", "echo from-the-node")
     assert local.returncode != 0 and "from-the-node" not in local.stdout
@@ -68,9 +78,10 @@ def staging_conf(conf_dir):
     return conf_dir
 
 
-def test_scrun_stages_a_login_local_bundle_and_it_runs_on_the_node(isolated_node, scrun, make_bundle, staging_conf):
+def test_scrun_stages_a_login_local_bundle_and_it_runs_on_the_node(isolated_node, scrun, make_bundle, staging_conf,
+                                                                  login_tmp):
     cid = scrun.new_id()
-    bundle = make_bundle(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    bundle = make_bundle(["sh", "-c", "echo out; echo err >&2; exit 3"], under=login_tmp)
     flags = ("-f", str(staging_conf / "slurm.conf"))
     proc = scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}, global_args=flags)
     assert proc.returncode == 0, proc.stderr
@@ -84,13 +95,16 @@ def test_scrun_stages_a_login_local_bundle_and_it_runs_on_the_node(isolated_node
     assert not os.path.exists(copy)
 
 
-def test_without_staging_nothing_runs_on_the_node(isolated_node, scrun, make_bundle, conf_dir):
+def test_without_staging_nothing_runs_on_the_node(isolated_node, scrun, make_bundle, conf_dir, login_tmp, busybox_rootfs):
     """No scrun.lua and no StageDir: the node cannot see the bundle, and the container does not
     run. srun exits 130 once the launch fails; scrun reports 255 and why (130 reads as ^C). A
     clear line already at create is issue 26's item 4."""
     cid = scrun.new_id()
+    (conf_dir / "scrun.conf").unlink()  # the cluster's staging
     flags = ("-f", str(conf_dir / "slurm.conf"))
-    bundle = make_bundle(["sh", "-c", "echo ran; exit 0"])
+    rootfs = login_tmp / "rootfs"  # all of it login-local (22.05's node bundle would carry a shared rootfs)
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    bundle = make_bundle(["sh", "-c", "echo ran; exit 0"], under=login_tmp, root_path=rootfs)
     assert scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}, global_args=flags).returncode == 0
     scrun("start", cid, global_args=flags)
     record = scrun.wait_stopped(cid)

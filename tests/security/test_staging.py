@@ -17,6 +17,7 @@ from conftest import IMAGE, cluster_tool, wait_for
 from security.conftest import PEER, USER, as_user, podman, uid_of
 
 CRUN_ROOT = cluster_tool("slurmconf").CRUN_ROOT
+STAGE_DIR = cluster_tool("slurmconf").STAGE_DIR  # the cluster's scrun.conf StageDir: copies in <user>/<id>
 
 
 def peer_cannot_reach(bundle: str) -> None:
@@ -44,18 +45,18 @@ def detached(podman_ready):
 
 def test_a_root_container_with_uid_mappings_is_staged_privately(detached):
     cid = detached("--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536")
-    bundle = f"/run/scrun-stage/{cid}"
+    bundle = f"{STAGE_DIR}/root/{cid}"
     wait_for(lambda: os.path.exists(f"{bundle}/config.json"), 30, "the staged copy")
     st = os.stat(bundle)
     assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, 100000), "reachable by its mapped root alone"
     assert stat.S_IMODE(os.stat(f"{bundle}/config.json").st_mode) == 0o600
-    assert stat.S_IMODE(os.stat("/run/scrun-stage").st_mode) == 0o711
+    assert stat.S_IMODE(os.stat(f"{STAGE_DIR}/root").st_mode) == 0o711
     peer_cannot_reach(bundle)
 
 
 def test_a_rootless_container_is_staged_privately(detached):
     cid = detached(user=USER)
-    bundle = f"/run/user/{uid_of(USER)}/scrun-stage/{cid}"
+    bundle = f"{STAGE_DIR}/{USER}/{cid}"
     wait_for(lambda: os.path.exists(f"{bundle}/config.json"), 30, "the staged copy")
     assert stat.S_IMODE(os.stat(f"{bundle}/config.json").st_mode) == 0o600
     assert not stat.S_IMODE(os.stat(bundle).st_mode) & 0o077
@@ -76,7 +77,7 @@ def test_crun_state_directories_cannot_be_made_by_another_user():
 
 def test_nothing_is_left_staged_after_the_containers_are_gone(podman_ready):
     """Runs after the tests above (file order): stage_out removed every copy they made."""
-    wait_for(lambda: not glob.glob("/run/scrun-stage/*") and not glob.glob(f"/run/user/{uid_of(USER)}/scrun-stage/*"),
+    wait_for(lambda: not glob.glob(f"{STAGE_DIR}/root/*") and not glob.glob(f"{STAGE_DIR}/{USER}/*"),
              30, "stage_out to remove the staged copies")
 
 

@@ -307,6 +307,20 @@ def test_node_config_drops_hooks_of_host_processes_and_sizes_the_nodes_tty():
     assert node_config(sized, slurm_version=(24, 11, 5), root_path="/m", terminal_size=(30, 100)) is None
 
 
+def test_node_config_drops_a_network_namespace_of_the_login_node():
+    from scrun.core.nodebundle import node_config
+
+    podman43 = {"root": {"path": "/m"}, "process": {}, "linux": {"namespaces": [
+        {"type": "pid"}, {"type": "network", "path": "/run/netns/netns-4d03"}, {"type": "mount"}],
+        "sysctl": {"net.ipv4.ping_group_range": "0 0", "kernel.msgmax": "8192"}}}
+    out = node_config(podman43, slurm_version=(22, 5, 8), root_path="/m", terminal_size=None)
+    assert out["linux"]["namespaces"] == [{"type": "pid"}, {"type": "mount"}]
+    assert out["linux"]["sysctl"] == {"kernel.msgmax": "8192"}, "net.* belonged to the dropped namespace"
+    assert len(podman43["linux"]["namespaces"]) == 3, "the engine's config is not changed"
+    fresh = {"root": {"path": "/m"}, "process": {}, "linux": {"namespaces": [{"type": "network"}, {"type": "ipc", "path": "/proc/9/ns/ipc"}]}}
+    assert node_config(fresh, slurm_version=(24, 11, 5), root_path="/m", terminal_size=None) is None  # a new netns, or not network
+
+
 def test_the_last_stderr_line_is_the_reason():
     from scrun.core.stderrfilter import last_line
 

@@ -34,7 +34,12 @@ def test_login_local_bind_files_are_copied_system_and_shared_ones_not():
         {"destination": "/dev/null", "type": "bind", "source": "/dev/null"},
         {"destination": "/data", "type": "none", "source": "/scratch/data", "options": ["bind"]},
         {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/host-etc", "type": "bind", "source": "/etc", "options": ["rbind"]},  # the node's own
+        {"destination": "/etcetera", "type": "bind", "source": "/etcetera/x", "options": ["rbind"]},
     ]}
+    p = plan(config, bundle="/scratch/b", root_path="/scratch/b/rootfs")
+    assert p.files == ((0, "/var/lib/docker/containers/x/hosts"), (5, "/etcetera/x")) and p.rootfs is None
+    config["mounts"].pop()
     p = plan(config, bundle="/scratch/b", root_path="/scratch/b/rootfs")
     assert p.files == ((0, "/var/lib/docker/containers/x/hosts"),) and p.rootfs is None
     staged = staged_config(config, p)

@@ -1,9 +1,16 @@
-"""munged, slurmctld and slurmd of one lane: configure, start without systemd, stop by pid."""
+"""munged, slurmctld and slurmd of one lane: configure, start without systemd, stop by pid.
+
+Every slurmd runs as a compute node of its own (tools/cluster/topology.py): it sees /home,
+/scratch and the system, not the login node's /tmp, /run or engine storage.
+"""
 from __future__ import annotations
 
+import pathlib
 import time
 
 from cluster import slurmconf as conf
+from cluster import topology
+from cluster.users import USERS
 from cluster.shell import ClusterError, log_tail, say, wait_for, write_if_changed
 from cluster.target import Target
 
@@ -23,13 +30,17 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
     changed |= write_if_changed(slurm_conf, conf.slurm_conf(layout))
     changed |= write_if_changed(etc / "cgroup.conf", conf.cgroup_conf(layout))
     changed |= write_if_changed(etc / "oci.conf", conf.OCI_CONF)
-    write_if_changed(etc / "scrun.lua", conf.SITE_SCRUN_LUA.read_text())  # read per container: no restart
+    # scrun reads these per container: no restart.
+    write_if_changed(etc / "scrun.conf", conf.SCRUN_CONF)
+    write_if_changed(t.path(conf.EXAMPLE_SCRUN_LUA_PATH), conf.EXAMPLE_SCRUN_LUA.read_text())
+    old_lua = etc / "scrun.lua"  # an earlier cluster's: it would take the last word over scrun.conf
+    if old_lua.exists() and "devcluster" in old_lua.read_text():
+        old_lua.unlink()
     staged = t.path(conf.STAGED_CONF_DIR)
     staged.mkdir(parents=True, exist_ok=True)
-    for name in ("slurm.conf", "cgroup.conf", "oci.conf"):
+    for name in ("slurm.conf", "cgroup.conf", "oci.conf", "scrun.conf"):
         write_if_changed(staged / name, (etc / name).read_text())
-    write_if_changed(staged / "scrun.conf", conf.STAGED_SCRUN_CONF)
-    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, conf.STAGE_DIR])  # a site's scratch: every user writes
+    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, conf.STAGE_DIR, conf.SCRATCH_TMP])  # a site's scratch: every user writes
     dirs = [conf.RUN_DIR, conf.LOG_DIR, f"{conf.LIB_DIR}/slurmctld", conf.CRUN_ROOT,
             *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
     for d in dirs:
@@ -65,8 +76,12 @@ def start_munge(t: Target) -> None:
 
 # ---------------------------------------------------------------- slurm
 
-def slurmd_pidfile(name: str) -> str:
-    return f"{conf.RUN_DIR}/slurmd-{name}.pid"
+TOOLS = pathlib.Path(__file__).resolve().parents[1]  # a namespace lane sees the checkout at the same path
+
+
+def topology_run(t: Target, *args: str) -> None:
+    """tools/cluster/topology.py in the lane: a node's pids are the lane's."""
+    t.run(["env", f"PYTHONPATH={TOOLS}", "python3", "-m", "cluster.topology", *args], timeout=60)
 
 
 def running_nodes(t: Target) -> list[str]:
@@ -74,7 +89,14 @@ def running_nodes(t: Target) -> list[str]:
         names = t.path(STATE_FILE).read_text().split()
     except OSError:
         return []
-    return [n for n in names if t.pid_of(slurmd_pidfile(n), "slurmd")]
+    return [n for n in names if t.pid_of(topology.pidfile(n), "unshare")]
+
+
+def login_slurmds(t: Target) -> list[str]:
+    """Pid files of slurmds that run on the login node itself (a cluster from before nodes were
+    isolated): they hold the nodes' ports."""
+    return [f"{conf.RUN_DIR}/{p.name}" for p in t.path(conf.RUN_DIR).glob("slurmd-*.pid")
+            if t.pid_of(f"{conf.RUN_DIR}/{p.name}", "slurmd")]
 
 
 def stop_pid(t: Target, pidfile: str, comm: str, timeout: float = 10) -> None:
@@ -91,8 +113,10 @@ def stop_pid(t: Target, pidfile: str, comm: str, timeout: float = 10) -> None:
 
 
 def stop_all(t: Target) -> None:
-    for pidfile in t.path(conf.RUN_DIR).glob("slurmd-*.pid"):
-        stop_pid(t, f"{conf.RUN_DIR}/{pidfile.name}", "slurmd")
+    for pidfile in t.path(conf.RUN_DIR).glob("topology-*.pid"):
+        topology_run(t, "stop", pidfile.name.removeprefix("topology-").removesuffix(".pid"))
+    for pidfile in login_slurmds(t):
+        stop_pid(t, pidfile, "slurmd")
     stop_pid(t, conf.CTLD_PID, "slurmctld")
     t.path(STATE_FILE).unlink(missing_ok=True)
 
@@ -129,13 +153,10 @@ def start_slurmctld(t: Target) -> None:
 
 
 def start_slurmd(t: Target, name: str, port: int) -> None:
-    if t.pid_of(slurmd_pidfile(name), "slurmd"):
-        return
+    """The node's namespaces and its slurmd (tools/cluster/topology.py, which leaves a node whose
+    slurmd runs alone); start_cluster waits."""
     check_port(t, port, "slurmd")
-    proc = t.run(["slurmd", "-N", name], check=False, timeout=30)
-    if proc.returncode != 0:
-        log = t.path(f"{conf.LOG_DIR}/slurmd-{name}.log")
-        raise ClusterError(f"slurmd -N {name} in {t.lane} failed to start: {proc.stderr.strip()}\n  {log_tail(log)}")
+    topology_run(t, "launch", name, *USERS)
 
 
 def node_states(t: Target) -> dict[str, str]:
@@ -160,7 +181,7 @@ def start_cluster(t: Target, layout: conf.Layout) -> None:
     changed = write_configs(t, layout)
     wanted = conf.node_names(layout.nodes)
     current = running_nodes(t)
-    if changed or (current and set(current) != set(wanted)):
+    if changed or (current and set(current) != set(wanted)) or login_slurmds(t):
         if t.pid_of(conf.CTLD_PID, "slurmctld") or current:
             say(f"[{t.lane}] configuration changed: restarting slurmctld and slurmd")
         stop_all(t)
@@ -170,7 +191,7 @@ def start_cluster(t: Target, layout: conf.Layout) -> None:
     t.path(STATE_FILE).write_text(" ".join(wanted) + "\n")
     resume_nodes(t, wanted)
     wait_for(lambda: nodes_idle(t, wanted), 60, f"node(s) {','.join(wanted)} in {t.lane} to become idle",
-             t.path(f"{conf.LOG_DIR}/slurmd-{wanted[0]}.log"))
+             t.path(f"{conf.LOG_DIR}/slurmd-{wanted[0]}.log"), t.path(topology.logfile(wanted[0])))
 
 
 def slurm_version(t: Target) -> str:

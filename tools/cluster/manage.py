@@ -13,7 +13,7 @@ from cluster import cgroups, daemons, docker, packages, podman, users
 from cluster.lanes import LaneSpec, native_lane
 from cluster.nslane import VENV, NamespaceLane
 from cluster.shell import ClusterError, say
-from cluster.slurmconf import CTLD_PID, Layout
+from cluster.slurmconf import CTLD_PID, SCRATCH_TMP, Layout
 from cluster.target import Host, Target
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -78,6 +78,7 @@ def up(spec: LaneSpec, opts: UpOptions) -> Target:
             raise ClusterError(f"lane {spec.name} needs a pip on the host to fetch wheels for its Python: "
                                f"`make venv` (then {pip} is used) or --pip PATH")
         lane.ensure_python(t, pip, requirements(), REPO)
+    users.create_users(t)
     daemons.start_cluster(t, layout(spec, opts.nodes))
     if opts.podman:
         podman.setup_podman(t, opts.scrun, in_namespace)
@@ -127,7 +128,8 @@ def python_argv(spec: LaneSpec, args: list[str]) -> list[str]:
     """The lane's Python with scrun and its test dependencies (the host's venv, or the lane's)."""
     python = str(REPO / ".venv" / "bin" / "python3") if is_native(spec) else f"{VENV}/bin/python3"
     env = {"SCRUN_LANE": spec.name, "SCRUN_LANE_KIND": "host" if is_native(spec) else "namespace",
-           "CI": os.environ.get("CI", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+           "CI": os.environ.get("CI", ""), "PYTHONDONTWRITEBYTECODE": "1",
+           "TMPDIR": SCRATCH_TMP}  # the nodes see /scratch, not the login node's /tmp
     env.update((k, v) for k, v in os.environ.items() if k.startswith("BENCH_"))  # e.g. BENCH_QUICK
     return exec_argv(spec, [python, *args], env)
 

@@ -1,17 +1,11 @@
--- scrun.lua of the development cluster (installed next to slurm.conf by tools/devcluster.py).
---
--- Rootless podman mounts a container's rootfs in its own mount namespace, which slurmd does
--- not see: this script copies such a rootfs where the nodes can read it, and points the
--- container at the copy. Root podman's storage is on this host already, so root's
--- containers run in place, except with uid mappings (--uidmap): the node's runtime mounts
--- the rootfs as the mapped root, which podman 5's storage (0700 per container) keeps out.
--- A real site would stage onto a filesystem its nodes share.
+-- A staging scrun.lua for the development cluster's tests (installed as
+-- /etc/slurm/staging-example.lua by tools/devcluster.py; the cluster itself stages with scrun.conf's
+-- StageDir and has no scrun.lua). Its compute nodes do not see the login node's disks: every
+-- container's rootfs is copied onto the shared /scratch, into a fresh private directory
+-- (mktemp: nobody can make it first), and the container pointed at the copy.
 local json = require 'json'
 
--- /run/user/<uid> is the user's own (made at login by pam_systemd, or by devcluster here).
-local scratch = "/run/user/%d/scrun-stage/%s"
--- root's copies: /run/scrun-stage is 0711 (nobody lists it), each copy 0700 (see stage_in).
-local root_scratch = "/run/scrun-stage/%s"
+local stage_dir = "/scratch/scrun"  -- 1777, like a site's scratch
 
 local function read_file(path)
 	local f, err = io.open(path, "rb")
@@ -49,6 +43,14 @@ local function mapped_root(config)
 	return math.floor(uid), math.floor(gid)
 end
 
+local function is_bind(m)
+	if m.type == "bind" then return true end
+	for _, o in ipairs(m.options or {}) do
+		if o == "bind" or o == "rbind" then return true end
+	end
+	return false
+end
+
 function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)
 	local text, err = read_file(config_file)
 	if not text then
@@ -56,30 +58,25 @@ function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_i
 		return slurm.ERROR
 	end
 	local config = json.decode(text)
-	if user_id == 0 and not has_uid_mappings(config) then
-		return slurm.SUCCESS
-	end
 	local src = config.root.path
 	if string.sub(src, 1, 1) ~= "/" then src = bundle .. "/" .. src end
-	-- Every copy is private: 0700 all the way (mkdir -p -m sets the last directory only, so
-	-- each level is made on its own). A root container with uid mappings is reached on the node
-	-- by its mapped root: its bundle directory is that uid's, 0700, and nobody else's.
-	local dst_bundle, make
-	if user_id == 0 then
-		dst_bundle = string.format(root_scratch, id)
-		local uid, gid = mapped_root(config)
-		make = string.format("install -d -m 0711 -o 0 -g 0 /run/scrun-stage && install -d -m 0700 -o %d -g %d %s",
-			uid, gid, quote(dst_bundle))
-	else
-		dst_bundle = string.format(scratch, math.floor(user_id), id)
-		make = string.format("umask 077 && mkdir -p %s", quote(dst_bundle))
-	end
-	local dst_rootfs = dst_bundle .. "/rootfs"
-	local st, out = slurm.allocator_command(make)
+	-- 0700 and the caller's (mktemp). A root container with uid mappings is reached on the node
+	-- by its mapped root: its bundle directory becomes that uid's, and nobody else's.
+	local st, out = slurm.allocator_command("mktemp -d " .. quote(stage_dir .. "/lua-" .. id .. "-XXXXXX"))
 	if st ~= 0 then
-		slurm.log_error("cannot make %s: %s", dst_rootfs, out)
+		slurm.log_error("cannot make a directory in %s: %s", stage_dir, out)
 		return slurm.ERROR
 	end
+	local dst_bundle = string.gsub(out, "%s+$", "")
+	if user_id == 0 and has_uid_mappings(config) then
+		local uid, gid = mapped_root(config)
+		st, out = slurm.allocator_command(string.format("chown %d:%d %s", uid, gid, quote(dst_bundle)))
+		if st ~= 0 then
+			slurm.log_error("cannot hand %s to the mapped root: %s", dst_bundle, out)
+			return slurm.ERROR
+		end
+	end
+	local dst_rootfs = dst_bundle .. "/rootfs"
 	-- As root of the user namespace: ownership inside the image is kept (--numeric-ids).
 	st, out = slurm.allocator_command(string.format(
 		"rsync -a --numeric-ids --exclude=/proc --exclude=/sys -- %s/ %s/", quote(src), quote(dst_rootfs)))
@@ -89,6 +86,27 @@ function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_i
 		return slurm.ERROR
 	end
 	config.root.path = dst_rootfs
+	-- The engine's bind-mounted files (/etc/hosts, resolv.conf, hostname: under /run or /var) are
+	-- on the login node: copied beside the rootfs; its /dev/shm directory becomes a fresh tmpfs.
+	local kept = {}
+	for i, m in ipairs(config.mounts or {}) do
+		local source = m.source or ""
+		local login_local = is_bind(m) and (string.sub(source, 1, 5) == "/run/" or string.sub(source, 1, 5) == "/var/")
+		if login_local and m.destination == "/dev/shm" then
+			m = {destination = "/dev/shm", type = "tmpfs", source = "shm", options = {"nosuid", "noexec", "nodev", "mode=1777"}}
+		elseif login_local then
+			local copy = string.format("%s/mount-%d", dst_bundle, i)
+			st, out = slurm.allocator_command(string.format("cp -- %s %s", quote(source), quote(copy)))
+			if st ~= 0 then
+				slurm.log_error("cannot copy %s (mounts[%d]): %s", source, i - 1, out)
+				slurm.allocator_command("rm -rf --one-file-system -- " .. quote(dst_bundle))
+				return slurm.ERROR
+			end
+			m.source = copy
+		end
+		table.insert(kept, m)
+	end
+	if config.mounts then config.mounts = kept end
 	-- Hooks run through /proc/<pid>/ (docker's libnetwork-setkey) name a process of this host.
 	if config.hooks then
 		for stage, hooks in pairs(config.hooks) do

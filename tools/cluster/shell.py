@@ -36,15 +36,13 @@ def log_tail(path: pathlib.Path, lines: int = 15) -> str:
     return f"last lines of {path}:\n    " + "\n    ".join(text)
 
 
-def wait_for(pred, timeout: float, what: str, log: pathlib.Path | None = None) -> None:
+def wait_for(pred, timeout: float, what: str, *logs: pathlib.Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return
         time.sleep(0.1)
-    tail = ""
-    if log is not None and log.exists():
-        tail = "\n  " + log_tail(log)
+    tail = "".join("\n  " + log_tail(log) for log in logs if log is not None and log.exists())
     raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
 
 

@@ -39,13 +39,16 @@ ISOLATED_PARTITION = "isolated"
 ISOLATED_PORT = SLURMD_BASE_PORT + 50
 SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in): the same on every node
 STAGE_DIR = f"{SCRATCH}/scrun"  # scrun.conf's StageDir here (made 1777 by daemons.write_configs)
+# TMPDIR of every command run in a lane (tests, conformance, benchmarks): their bundles and
+# files must reach the nodes, as a site's users keep theirs on the shared filesystem.
+SCRATCH_TMP = f"{SCRATCH}/tmp"
 
 
-# A second slurm.conf directory for engines that cannot pass scrun a config of their own per
-# container (docker: daemon.json's runtime `scrun-staged`): the same cluster, no scrun.lua, and
-# scrun.conf's built-in staging onto /scratch, as a site without a scrun.lua would have it.
+# The cluster stages as a site without a scrun.lua: scrun.conf's built-in staging onto /scratch
+# (its nodes see only /home and /scratch). STAGED_CONF_DIR is the same configuration in a
+# directory of its own, for tests that pin it (docker: daemon.json's runtime `scrun-staged`).
 STAGED_CONF_DIR = "/etc/slurm/staged"
-STAGED_SCRUN_CONF = f"""{MARKER}
+SCRUN_CONF = f"""{MARKER}
 StageDir={STAGE_DIR}
 SharedPaths={SCRATCH},/home
 """
@@ -114,8 +117,10 @@ ConstrainDevices=no
 """
 
 
-# The site's scrun.lua: stages rootless containers' rootfs where the nodes see it.
-SITE_SCRUN_LUA = pathlib.Path(__file__).with_name("scrun.lua")
+# A staging scrun.lua for tests (the seed's contract with a project's script): installed beside
+# slurm.conf under another name, so the cluster itself runs without one.
+EXAMPLE_SCRUN_LUA = pathlib.Path(__file__).with_name("scrun.lua")
+EXAMPLE_SCRUN_LUA_PATH = "/etc/slurm/staging-example.lua"
 
 # A runtime command that slurmstepd may run as root or as the job's user: as the user always.
 AS_JOB_USER = "$(test $(id -u) = 0 && echo runuser -u %u --)"

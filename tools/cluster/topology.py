@@ -1,6 +1,7 @@
-"""A compute node that does not see the login node's disks (slurmconf.ISOLATED_NODE).
+"""Compute nodes that do not see the login node's disks: every node of the cluster (daemons.py
+starts them here), and slurmconf.ISOLATED_NODE, which the topology tests start and stop.
 
-Its slurmd runs in its own mount, pid and uts namespaces: /tmp, /var/tmp, /run (but for munge's
+A node's slurmd runs in its own mount, pid and uts namespaces: /tmp, /var/tmp, /run (but for munge's
 socket), /var/lib/containers and /var/lib/docker are empty there, its hostname is its own and the
 login node's processes are out of sight; /home, /scratch (the site's shared filesystem) and the
 system are shared, as on a real cluster. Slurm does not move bundles, so only what scrun stages
@@ -18,29 +19,39 @@ import time
 from cluster import slurmconf as conf
 
 HOLD_DIR = "/var/lib/scrun-topology"  # where munge's socket directory waits while /run is replaced
-PIDFILE = f"{conf.RUN_DIR}/topology-{conf.ISOLATED_NODE}.pid"  # the host-side pid of the node's unshare
-LOG = f"{conf.LOG_DIR}/topology-{conf.ISOLATED_NODE}.log"
 
-# pid 1 of the node: starts slurmd and reaps every orphan (slurmstepd's, crun's) until slurmd ends.
+
+def pidfile(node: str) -> str:
+    """The login side's pid of the node's unshare (slurmd's own pid file is in the node's /run)."""
+    return f"{conf.RUN_DIR}/topology-{node}.pid"
+
+
+def logfile(node: str) -> str:
+    return f"{conf.LOG_DIR}/topology-{node}.log"
+
+# pid 1 of the node: starts slurmd and reaps every orphan (slurmstepd's, crun's). It outlives
+# slurmd, as a node outlives its daemon: a slurmd killed and started again (restart_slurmd) finds
+# its running steps, whose slurmstepd lives on. The node ends when its unshare is killed (stop()).
 REAPER = """
 import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
 child = os.fork()
 if child == 0:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
     os.execvp(sys.argv[1], sys.argv[1:])
-signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGTERM))
 while True:
     try:
-        pid, status = os.wait()
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
     except ChildProcessError:
-        sys.exit(0)
-    if pid == child:
-        sys.exit(os.waitstatus_to_exitcode(status))
+        pass
+    signal.sigtimedwait([signal.SIGCHLD], 5)
 """
 
 NODE_INIT = r"""
 set -eu
 node=$1 hold=$2 users=$3
-ulimit -c 0  # no core files from slurmstepd (see stop())
+ulimit -S -c 0  # no core files from slurmstepd (see stop()); the hard limit stays, a container may raise its own
 hostname "$node"
 mkdir -p "$hold/munge"
 mount --bind /run/munge "$hold/munge"
@@ -54,13 +65,24 @@ for d in /var/lib/containers /var/lib/docker; do
 done
 mount -t proc proc /proc
 install -d -m 0755 /run/crun-slurm
-for u in root $users; do install -d -m 0700 -o "$u" -g "$(id -gn "$u")" "/run/crun-slurm/$u"; done
+for u in root $users; do
+    id -u "$u" >/dev/null 2>&1 || { echo "node-init: no user $u (make the users first)" >&2; exit 1; }
+    install -d -m 0700 -o "$u" -g "$(id -gn "$u")" "/run/crun-slurm/$u"
+done
 exec python3 -c "$REAPER" slurmd -D -N "$node"
 """
 
 
-def _node_inits() -> list[int]:
-    """Every `unshare … node-init iso1` of this pid namespace, with or without a pid file."""
+def _same_pid_namespace(pid: str) -> bool:
+    """From the host, a namespace lane's processes are visible too: never touch another lane's."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+
+
+def _node_inits(node: str) -> list[int]:
+    """Every `unshare … node-init NODE` of this pid namespace, with or without a pid file."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -69,53 +91,100 @@ def _node_inits() -> list[int]:
             argv = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[:1] == [b"unshare"] and b"node-init" in argv and conf.ISOLATED_NODE.encode() in argv:
+        if argv[:1] == [b"unshare"] and b"node-init" in argv and argv[argv.index(b"node-init") + 1:][:1] == [node.encode()] \
+                and _same_pid_namespace(entry):
             found.append(int(entry))
     return found
 
 
-def _pid() -> int | None:
+def running(node: str) -> int | None:
+    """The pid of the node's unshare, if the node runs."""
     try:
-        pid = int(pathlib.Path(PIDFILE).read_text().split()[0])
+        pid = int(pathlib.Path(pidfile(node)).read_text().split()[0])
         comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError, IndexError):
         return None
     return pid if comm == "unshare" else None
 
 
-def node_state() -> str:
-    out = subprocess.run(["sinfo", "-h", "-n", conf.ISOLATED_NODE, "-o", "%T"], capture_output=True, text=True,
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _comm(pid: int) -> str:
+    try:
+        return pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def slurmd_pid(node: str) -> int | None:
+    """The node's slurmd as this pid namespace sees it (a child of the node's pid 1), if it runs."""
+    unshare = running(node)
+    for init in _children(unshare) if unshare else []:
+        for pid in _children(init):
+            if _comm(pid) == "slurmd":
+                return pid
+    return None
+
+
+def restart_slurmd(node: str) -> None:
+    """Start slurmd again inside the running node (after it died): it daemonizes there, and the
+    node's pid 1 adopts it. The caller waits for the node to answer."""
+    unshare = running(node)
+    inits = _children(unshare) if unshare else []
+    if not inits:
+        raise RuntimeError(f"node {node} is not running: start it (tools/cluster/topology.py)")
+    spool = f"{conf.LIB_DIR}/slurmd/{node}"
+    subprocess.run(["nsenter", "-t", str(inits[0]), "-m", "-u", "-p", "--", "sh", "-c",
+                    'ulimit -S -c 0; cd "$0" && exec slurmd -N "$1"', spool, node], check=True, timeout=60,
+                   capture_output=True)
+
+
+def node_state(node: str) -> str:
+    out = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%T"], capture_output=True, text=True,
                          timeout=30).stdout.split()
     return out[0].rstrip("*") if out else ""
 
 
-def start(users: tuple[str, ...], timeout: float = 60) -> None:
-    """Start the isolated node (if it is not running) and wait until Slurm says it is idle."""
-    if _pid() is None and _node_inits():
-        stop()  # a node left without its pid file would hold the port and serve in its place
-    spool = f"{conf.LIB_DIR}/slurmd/{conf.ISOLATED_NODE}"  # SlurmdSpoolDir, and the node's cwd
+def launch(node: str, users: tuple[str, ...] | list[str]) -> None:
+    """Start the node's namespaces and slurmd in them, unless it runs; does not wait for it."""
+    if (running(node) is None and _node_inits(node)) or (running(node) is not None and slurmd_pid(node) is None):
+        # A node left without its pid file would hold the port and serve in its place; a node
+        # whose slurmd died (and was not started again) serves nothing: start both afresh.
+        stop(node, mark_down=False)
+    spool = f"{conf.LIB_DIR}/slurmd/{node}"  # SlurmdSpoolDir, and the node's cwd
     os.makedirs(spool, exist_ok=True)
-    if _pid() is None:
-        hold = os.path.join(HOLD_DIR, conf.ISOLATED_NODE)
-        os.makedirs(hold, exist_ok=True)
-        with open(LOG, "ab") as log:
-            proc = subprocess.Popen(
-                ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private", "--",
-                 "sh", "-c", NODE_INIT, "node-init", conf.ISOLATED_NODE, hold, " ".join(users)],
-                env={**os.environ, "REAPER": REAPER}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, cwd=spool)  # 22.05's slurmstepd dumps core there (see stop())
-        pathlib.Path(PIDFILE).write_text(f"{proc.pid}\n")
-    subprocess.run(["scontrol", "update", f"nodename={conf.ISOLATED_NODE}", "state=resume"], capture_output=True,
-                   timeout=30)
+    if running(node) is not None:
+        return
+    hold = os.path.join(HOLD_DIR, node)
+    os.makedirs(hold, exist_ok=True)
+    with open(logfile(node), "ab") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private", "--",
+             "sh", "-c", NODE_INIT, "node-init", node, hold, " ".join(users)],
+            env={**os.environ, "REAPER": REAPER}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True, cwd=spool)  # 22.05's slurmstepd dumps core there (see stop())
+    pathlib.Path(pidfile(node)).write_text(f"{proc.pid}\n")
+
+
+def start(users: tuple[str, ...], node: str = conf.ISOLATED_NODE, timeout: float = 60) -> None:
+    """Start the node (if it is not running) and wait until Slurm says it is idle."""
+    launch(node, users)
+    subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True, timeout=30)
     deadline = time.monotonic() + timeout
-    while node_state() not in ("idle", "mixed", "allocated"):
-        if time.monotonic() > deadline or _pid() is None:
-            tail = pathlib.Path(LOG).read_text()[-2000:] if os.path.exists(LOG) else ""
-            raise RuntimeError(f"node {conf.ISOLATED_NODE} did not become idle (state {node_state()!r}); {LOG}:\n{tail}")
+    while node_state(node) not in ("idle", "mixed", "allocated"):
+        if time.monotonic() > deadline or running(node) is None:
+            log = logfile(node)
+            tail = pathlib.Path(log).read_text()[-2000:] if os.path.exists(log) else ""
+            raise RuntimeError(f"node {node} did not become idle (state {node_state(node)!r}); {log}:\n{tail}")
         time.sleep(0.2)
 
 
-def stop() -> None:
+def stop(node: str = conf.ISOLATED_NODE, mark_down: bool = True) -> None:
     """End the node's namespaces (every process in them) and mark it down, so nothing is sent there.
 
     (Slurm 22.05's slurmstepd segfaults in stepd_cleanup after "container setup failed" — a
@@ -123,12 +192,31 @@ def stop() -> None:
     checkout that started it.)"""
     # SIGKILL: unshare --fork ignores SIGTERM. --kill-child then kills its pid 1, and the pid
     # namespace ends with it. Every node-init of ours, a lost pid file's too.
-    for pid in _node_inits():
+    for pid in _node_inits(node):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
     deadline = time.monotonic() + 10
-    while _node_inits() and time.monotonic() < deadline:
+    while _node_inits(node) and time.monotonic() < deadline:
         time.sleep(0.05)
-    pathlib.Path(PIDFILE).unlink(missing_ok=True)
-    subprocess.run(["scontrol", "update", f"nodename={conf.ISOLATED_NODE}", "state=down", "reason=stopped"],
-                   capture_output=True, timeout=30)
+    pathlib.Path(pidfile(node)).unlink(missing_ok=True)
+    if mark_down:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=stopped"],
+                       capture_output=True, timeout=30)
+
+
+def main(argv: list[str]) -> int:
+    """`launch NODE [USER…]` or `stop NODE`, run inside a lane by daemons.py (the pids are the lane's)."""
+    verb, node, *users = argv
+    if verb == "launch":
+        launch(node, users)
+    elif verb == "stop":
+        stop(node, mark_down=False)
+    else:
+        raise SystemExit(f"topology: unknown verb {verb!r}: launch or stop")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -51,9 +51,14 @@ def ensure_subids(t: Target, user: str) -> None:
                 fh.write(f"{user}:{start}:{SUBID_SIZE}\n")
 
 
+def create_users(t: Target) -> None:
+    """The test users exist before the nodes start: each node makes their crun state directory."""
+    for user in USERS:
+        if t.run(["id", user], check=False, timeout=10).returncode != 0:
+            t.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
+
+
 def ensure_user(t: Target, user: str, scrun_path: str) -> None:
-    if t.run(["id", user], check=False, timeout=10).returncode != 0:
-        t.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
     ensure_subids(t, user)
     uid = t.run(["id", "-u", user], timeout=10).stdout.strip()
     home = t.run(["sh", "-c", f"getent passwd {user} | cut -d: -f6"], timeout=10).stdout.strip()
@@ -77,5 +82,6 @@ def load_image(t: Target, user: str, runtime_dir: str) -> None:
 
 
 def setup_users(t: Target, scrun_path: str) -> None:
+    create_users(t)
     for user in USERS:
         ensure_user(t, user, scrun_path)

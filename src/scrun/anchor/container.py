@@ -144,7 +144,7 @@ class Container:
 
             self.hooks = BuiltinStaging(self.req.stage_dir, self.req.shared_paths, self.record.bundle,
                                         self.record.root_path, self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
-                                        self.identity.in_user_namespace, lambda msg: self.notify_create("progress", msg=msg))
+                                        lambda msg: self.notify_create("progress", msg=msg))
             return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 
@@ -159,6 +159,7 @@ class Container:
         # (upstream leaves SCRUN_BUNDLE/SCRUN_ROOTFS_PATH at the submitted paths).
         self.record.bundle = self.hooks.bundle
         self.record.root_path = self.hooks.root_path
+        self.record.stage_copy = getattr(self.hooks, "dest", None) or ""
         self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
         from scrun.core.mounts import mapped_root_error, namespace_local_rootfs_error

@@ -446,25 +446,24 @@ class Anchor(Container):
         return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
 
     def _node_bundle(self, terminal_size: tuple[int, int] | None, config: dict[str, Any] | None) -> str:
-        """The bundle srun gets: the container's, or one in the state directory with the config
-        the node needs (core.nodebundle). A bundle scrun.lua moved is Lua's: only the 22.05
-        root shim applies to it, as before."""
+        """The bundle srun gets: the container's, or one beside it with the config the node needs
+        (core.nodebundle), always where the nodes can read it."""
         bundle, root_path = self.record.bundle, self.record.root_path
-        own = self.record.bundle == self.record.orig_bundle
-        node_root = node_visible_path(root_path, read_mountinfo()) if own else root_path
+        # A bundle a site's scrun.lua moved is Lua's: its root is where Lua put it.
+        lua_moved = bool(self.req.lua_script) and bundle != self.record.orig_bundle
+        node_root = root_path if lua_moved else node_visible_path(root_path, read_mountinfo())
         shim = needs_rootfs_shim(self.slurm_version, bundle, node_root)
-        if not shim and not own:
-            return bundle
         if config is None:
+            if not shim:
+                return bundle
             raise ScrunError(f"cannot read {os.path.join(bundle, 'config.json')} to make the node's bundle")
         changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
-                              terminal_size=terminal_size, node_root_path=node_root) if own else None
+                              terminal_size=terminal_size, node_root_path=node_root)
         if changed is None and not shim:
             return bundle
-        # Where the nodes can read it: beside the staged copy when scrun.conf's staging made one.
-        staged = getattr(self.hooks, "dest", None)
-        node = os.path.join(staged, "node") if staged else os.path.join(self.dir, "bundle")
-        os.makedirs(node, mode=0o711 if staged else 0o777, exist_ok=True)  # 711: a mapped root passes
+        node, mode = self._node_bundle_dir(lua_moved)
+        shim = needs_rootfs_shim(self.slurm_version, node, node_root)  # 22.05 runs <node bundle>/rootfs
+        os.makedirs(node, mode=mode, exist_ok=True)
         write_json_atomic(os.path.join(node, "config.json"), shim_config(changed or config) if shim else changed)
         if shim:
             link = os.path.join(node, "rootfs")
@@ -473,6 +472,21 @@ class Anchor(Container):
             os.symlink(node_root, link)
         self.log.debug("srun gets node bundle %s (%s)", node, "root shim" if shim else "config adjusted")
         return node
+
+    def _node_bundle_dir(self, lua_moved: bool) -> tuple[str, int]:
+        """Where the node bundle goes, and its mode (0711: a uid-mapped root passes to its rootfs):
+        inside Lua's bundle (its stage_out removes it), beside scrun.conf's copy, else the state
+        directory (shared only if the state root is)."""
+        if lua_moved:
+            return os.path.join(self.record.bundle, ".scrun-node"), 0o711
+        node_dir = getattr(self.hooks, "node_dir", None)  # built-in staging: StageDir/<user>/<id>
+        if node_dir is not None:
+            place = node_dir()
+            if self.record.stage_copy != place:
+                self.record.stage_copy = place
+                self.save()
+            return os.path.join(place, "node"), 0o711
+        return os.path.join(self.dir, "bundle"), 0o777
 
     async def _step_ids(self) -> list[str]:
         """Ids of the running container steps of our job: by --container-id where Slurm has

@@ -34,15 +34,16 @@ class StagingError(ScrunError):
 
 class BuiltinStaging:
     def __init__(self, stage_dir: str, shared: tuple[str, ...], bundle: str, root_path: str, user: str,
-                 in_user_namespace: bool, progress: Callable[[str], None]):
+                 progress: Callable[[str], None]):
         self.stage_dir = stage_dir
         self.shared = shared
         self.bundle = bundle
         self.root_path = root_path
         self.user = user
-        self.in_user_namespace = in_user_namespace  # rootless podman's: its overlay rootfs is always copied
         self.progress = progress
         self.dest: str | None = None  # the copy, once made (stage_out removes it)
+        self.place: str | None = None  # StageDir/<user>/<id>: where the copy goes, once stage_in knows the id
+        self.staged_out = False
         self.path = "scrun.conf StageDir"  # what errors name (LuaHooks names its script)
 
     def stage_in(self, container_id: str, bundle: str, spool_dir: str, config_file: str, job_id: int,
@@ -53,28 +54,22 @@ class BuiltinStaging:
                 config = json.load(fh)
         except (OSError, ValueError) as exc:
             raise StagingError(f"staging: cannot read {config_file}: {exc}") from None
-        from scrun.core.mounts import namespace_local_rootfs_error
+        from scrun.core.mounts import NAMESPACE_LOCAL_ROOTFS_TYPES, filesystem_of, parse_mountinfo, read_mountinfo
 
-        in_namespace = namespace_local_rootfs_error(self.root_path, self.in_user_namespace) is not None
+        # An overlay is the engine's mount on this login node, wherever it lies (podman's own
+        # namespace, or root podman's --uidmap view in $TMPDIR, which may be on a shared path):
+        # a node sees the empty directory under it. Always copied.
+        in_namespace = filesystem_of(self.root_path, parse_mountinfo(read_mountinfo())) in NAMESPACE_LOCAL_ROOTFS_TYPES
         plan = plan_staging(config=config, bundle=bundle, root_path=self.root_path, shared=self.shared,
                             stage_dir=self.stage_dir, user=self.user, container_id=container_id, is_dir=os.path.isdir,
                             rootfs_in_namespace=in_namespace)
+        self.place = os.path.join(self.stage_dir, self.user, container_id)
         if plan is None:
             log.debug("bundle %s and its rootfs are on shared paths (%s): they run in place", bundle,
                       ", ".join(self.shared))
             return
         owner = _mapped_root(config) or (os.getuid(), os.getgid())
-        user_dir = os.path.dirname(plan.dest)
-        try:
-            _private_dir(user_dir)
-            os.mkdir(plan.dest, 0o700)
-        except FileExistsError:
-            raise StagingError(f"staging: {plan.dest} exists already (left by an earlier container of this id? "
-                               "remove it)") from None
-        except OSError as exc:
-            raise StagingError(f"staging: cannot make {plan.dest}: {exc.strerror} (StageDir in scrun.conf must "
-                               "exist on a filesystem every node shares, writable by its users)") from None
-        self.dest = plan.dest
+        self._make_dest(plan.dest)
         try:
             if plan.rootfs is not None:
                 self._copy_with_progress(plan.rootfs, os.path.join(plan.dest, "rootfs"))
@@ -91,6 +86,30 @@ class BuiltinStaging:
         if plan.rootfs is not None:
             self.root_path = os.path.join(plan.dest, "rootfs")
         log.debug("staged %s to %s", bundle, plan.dest)
+
+    def _make_dest(self, dest: str) -> None:
+        try:
+            _private_dir(os.path.dirname(dest))
+            os.mkdir(dest, 0o700)
+        except FileExistsError:
+            raise StagingError(f"staging: {dest} exists already (left by an earlier container of this id? "
+                               "remove it)") from None
+        except OSError as exc:
+            raise StagingError(f"staging: cannot make {dest}: {exc.strerror} (StageDir in scrun.conf must "
+                               "exist on a filesystem every node shares, writable by its users)") from None
+        self.dest = dest
+
+    def node_dir(self) -> str:
+        """The container's directory under StageDir, made now if nothing was copied (a bundle on
+        shared paths whose config the node needs changed): the state root may be login-local."""
+        if self.dest is None:
+            if self.place is None:
+                raise StagingError("staging: the node bundle is asked for before stage_in")
+            if self.staged_out:  # a start racing the stop: nothing may be made after stage_out
+                raise StagingError("staging: the container was staged out (stopped) before its step launched")
+            self._make_dest(self.place)
+            os.chmod(self.place, 0o711)  # nothing private in it but config.json (0600)
+        return self.dest
 
     def _copy_with_progress(self, src: str, dst: str) -> None:
         """Copy the rootfs; a copy that takes more than a second says so on create's stderr, then
@@ -118,6 +137,7 @@ class BuiltinStaging:
 
     def stage_out(self, container_id: str, bundle: str, orig_bundle: str, root_path: str, orig_root_path: str,
                   spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:
+        self.staged_out = True
         if self.dest is not None:
             shutil.rmtree(self.dest, ignore_errors=True)  # fd-based: links in it are removed, never followed
             self.dest = None

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 
 def run(settings, args) -> int:
-    from scrun.cli.teardown import cancel_recorded_job, kill_anchor, remove_state, wait_anchor_gone
+    from scrun.cli.teardown import cancel_recorded_job, kill_anchor, remove_stage_copy, remove_state, wait_anchor_gone
 
     container_id = validate_container_id(args.id)
     try:
@@ -45,5 +45,6 @@ def run(settings, args) -> int:
     if doc.get("status") != Status.STOPPED or doc.get("exit_code") is None:
         # The anchor died before it could clean up (crash, kill -9): do its part.
         cancel_recorded_job(doc)
+        remove_stage_copy(doc)
     remove_state(settings.root, container_id)
     return 0

@@ -89,7 +89,21 @@ def remove_state(root: str, container_id: str) -> None:
     Not shutil.rmtree: its imports (re, enum, bz2, lzma) cost ~5 ms of every `delete`, which is
     on `podman run --rm`'s path. The tree is ours and small; links are removed, never followed.
     """
-    top = os.path.join(root, container_id)
+    _remove_tree(os.path.join(root, container_id))
+
+
+def remove_stage_copy(doc: dict[str, object]) -> None:
+    """The anchor died before its stage_out: remove the copy scrun.conf's staging made (its record
+    names it; a link there is removed, never followed)."""
+    copy = doc.get("stage_copy")
+    if isinstance(copy, str) and os.path.isabs(copy):
+        if os.path.islink(copy):
+            _remove(os.unlink, copy)
+        else:
+            _remove_tree(copy)
+
+
+def _remove_tree(top: str) -> None:
     for parent, dirs, files in os.walk(top, topdown=False):
         for name in files:
             _remove(os.unlink, os.path.join(parent, name))

@@ -39,6 +39,9 @@ def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
     """config.json as the node must get it; None when the engine's serves unchanged.
 
     - hooks that name a process of this host are dropped (docker's, see _names_a_host_process);
+    - a network namespace given by path (podman's /run/netns/…, made on this host) is dropped: no
+      node can join it, and the container uses its node's network, as HPC containers do; its
+      net.* sysctls go with it (podman 4 sets net.ipv4.ping_group_range);
     - Slurm >= 23.02 with a terminal: process.consoleSize is set when the engine left it out
       (podman 5): crun sizes the node's tty from it, and slurmstepd never resizes that tty.
     - the root is `node_root_path` when the nodes see the rootfs under another path than ours
@@ -56,6 +59,15 @@ def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
         if any(len(kept[stage]) != len(hooks[stage]) for stage in kept):
             out = dict(config)
             out["hooks"] = {stage: entries for stage, entries in kept.items() if entries}
+    linux = config.get("linux") if isinstance(config.get("linux"), dict) else {}
+    namespaces = linux.get("namespaces") if isinstance(linux.get("namespaces"), list) else []
+    joined_net = [ns for ns in namespaces if isinstance(ns, dict) and ns.get("type") == "network" and ns.get("path")]
+    if joined_net:
+        out = dict(out or config)
+        out["linux"] = {**linux, "namespaces": [ns for ns in namespaces if ns not in joined_net]}
+        sysctl = linux.get("sysctl")
+        if isinstance(sysctl, dict):  # net.* were for that namespace: in the node's own, crun refuses them
+            out["linux"]["sysctl"] = {k: v for k, v in sysctl.items() if not str(k).startswith("net.")}
     process = config.get("process") if isinstance(config.get("process"), dict) else {}
     if (terminal_size and tuple(slurm_version[:2]) >= ROOT_PATH_HONOURED_FROM and process.get("terminal")
             and not process.get("consoleSize")):

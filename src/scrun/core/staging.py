@@ -5,7 +5,8 @@ of its bind mounts are at the same paths there. A site without a scrun.lua names
 the directories every node shares (SharedPaths) and one of them for copies (StageDir). What lies
 elsewhere is login-local (podman's and docker's storage, /run, /tmp) and is copied for the
 container's life into StageDir/<user>/<id>; what is already shared runs in place (SchedMD's
-vfs-on-shared-storage layout). System paths every node has (/dev, /proc, /sys) are left alone.
+vfs-on-shared-storage layout). System paths every node has (/dev, /proc, /sys, and the
+operating system: /etc, /usr, /lib*, /bin, /sbin) are left alone: the node binds its own.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections import namedtuple
 
 from scrun.errors import InvalidInputError
 
-SYSTEM_PREFIXES = ("/dev", "/proc", "/sys")
+SYSTEM_PREFIXES = ("/dev", "/proc", "/sys", "/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin")
 
 
 # A login-local directory bound at one of these is the engine's own scratch mount (podman's
@@ -53,8 +54,9 @@ def plan_staging(*, config: dict, bundle: str, root_path: str, shared: tuple[str
 
     `is_dir(path)`: whether a bind source is a directory (a volume: copying it would lose what the
     container writes, so a login-local one is refused with the fix). `rootfs_in_namespace`: the
-    rootfs is rootless podman's overlay mount, which only its mount namespace has, wherever it is
-    (under a shared /home too)."""
+    rootfs is an engine's overlay mount on the login node (rootless podman's, in its own mount
+    namespace; root podman's --uidmap view in $TMPDIR): a node sees only the directory under it,
+    wherever it lies (under a shared /home or /scratch too)."""
     rootfs_local = rootfs_in_namespace or not under(root_path, shared)
     files, tmpfs = [], []
     mounts = config.get("mounts") or []

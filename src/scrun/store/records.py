@@ -36,6 +36,9 @@ _DEFAULTS: dict[str, Any] = {
     "exit_code": None,
     "slurm_conf": "",
     "stopped_reason": "",
+    # The directory scrun.conf's staging made for this container (StageDir/<user>/<id>): the
+    # anchor's stage_out removes it, or delete when the anchor died first.
+    "stage_copy": "",
     # Unix times of the container step's launch and end (srun spawned / exited): how long
     # the step ran, and how long the rest took around it (bench/run.py reports both).
     "step_started": None,
