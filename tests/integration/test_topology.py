@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import cluster_tool, sh
+from conftest import cluster_tool, sh, wait_for
 
 slurmconf = cluster_tool("slurmconf")
 NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
@@ -118,3 +118,23 @@ def test_without_staging_nothing_runs_on_the_node(isolated_node, scrun, make_bun
         assert state.get("reason"), state
     assert record["exit_code"] != 130, record
     assert scrun("delete", cid, global_args=flags).returncode == 0
+
+
+def test_a_node_that_dies_for_good_ends_the_container_with_a_reason(isolated_node, scrun, make_bundle):
+    """The node's namespaces are killed under a running container (slurmd and slurmstepd with
+    them) and not restarted: after SlurmdTimeout (30 s here) slurmctld ends the job. The container
+    stops with 137 and says which node was lost; delete leaves nothing. Last in this file: the
+    node is down after it (the next module's fixture starts it again)."""
+    cid = scrun.new_id()
+    bundle = make_bundle(["sh", "-c", "echo up; sleep 300"])
+    assert scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    job = scrun.record(cid)["job_id"]
+    wait_for(lambda: scrun.output(cid)[0] == "up\n", 30, "the container to run")
+    cluster_tool("topology").stop(NODE, mark_down=False)
+    record = scrun.wait_stopped(cid, timeout=120)
+    assert record["exit_code"] == 137, record
+    assert f"job {job} lost its node {NODE}: the node failed" in record["stopped_reason"], record
+    assert f"lost its node {NODE}" in scrun.state(cid).get("reason", ""), scrun.state(cid)
+    assert scrun("delete", cid).returncode == 0
+    wait_for(lambda: str(job) not in sh(["squeue", "-h", "-o", "%i"]).stdout.split(), 60, f"job {job} to leave the queue")

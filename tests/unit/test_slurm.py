@@ -57,6 +57,8 @@ def test_scancel_and_remote_command():
     ("salloc: error: Job submit/allocate failed: Invalid partition name specified",
      ("error", "Job submit/allocate failed: Invalid partition name specified")),
     ("salloc: Relinquishing job allocation 42", None),
+    ("salloc: error: Node failure on iso1", ("nodefail", "iso1")),  # 22.05 and 24.11, then "revoked"
+    ("salloc: error: Node failure on iso1 (and more)", ("error", "Node failure on iso1 (and more)")),
 ])
 def test_salloc_lines(line, parsed):
     assert parse_salloc_line(line) == parsed

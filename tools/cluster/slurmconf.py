@@ -85,6 +85,7 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=100
 SchedulerParameters=sched_min_interval=0
 MessageTimeout=10
+SlurmdTimeout=30
 KillWait=5
 CompleteWait=0
 InactiveLimit=0

@@ -95,6 +95,8 @@ class Allocation:
                 self._errors.append(str(value))
             elif event == "revoked":
                 self.revoked.set()
+            elif event == "nodefail":
+                self.end_cause = f"lost its node {value}: the node failed (slurmd stopped answering, SlurmdTimeout)"
             elif event == "timelimit":
                 self.end_cause = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
                 self.revoked.set()

@@ -13,16 +13,18 @@ _SALLOC_PATTERNS = (
     ("allocated", re.compile(r"salloc: job (\d+) has been allocated resources")),
     ("revoked", re.compile(r"salloc: Job allocation (\d+) has been revoked\.?")),
     ("timelimit", re.compile(r"salloc: Job (\d+) has exceeded its time limit and its allocation has been revoked\.?")),
+    # A node stopped answering for SlurmdTimeout: slurmctld ends the job (NODE_FAIL); "revoked" follows.
+    ("nodefail", re.compile(r"salloc: error: Node failure on (\S+)")),
 )
 
 
 def parse_salloc_line(line: str) -> tuple[str, int | str] | None:
-    """One whole stderr line of salloc → (event, job id) or ("error", message), else None."""
+    """One whole stderr line of salloc → (event, job id), ("nodefail", node) or ("error", message), else None."""
     text = line.rstrip("\r\n")
     for event, pattern in _SALLOC_PATTERNS:
         m = pattern.fullmatch(text)
         if m:
-            return event, int(m.group(1))
+            return event, m.group(1) if event == "nodefail" else int(m.group(1))
     m = re.match(r"salloc: (?:error|fatal): (.*)", text)
     if m:
         return "error", m.group(1)
