@@ -17,38 +17,30 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-import struct
 import subprocess
-import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 from scrun.anchor import holder
 from scrun.anchor.allocation import Allocation
 from scrun.anchor.container import Container
-from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode
-from scrun.core.envlist import env_dict
-from scrun.core.mounts import node_visible_path, read_mountinfo
-from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
+from scrun.anchor.control import ControlServer
+from scrun.anchor.nodeside import NodeSide
+from scrun.anchor.relay import relay_filtered
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
-from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
+from scrun.core.signals import signal_name
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
 from scrun.slurm import argv as slurm_argv
 from scrun.slurm.parse import parse_job_info, parse_slurm_version, parse_step_containers, parse_step_list
 from scrun.slurm.runner import adopt_async, run_async, spawn_async
-from scrun.store.records import SOCKET_NAME, write_json_atomic
+from scrun.store.records import SOCKET_NAME
 
 if TYPE_CHECKING:
     from scrun.anchor.quick import QuickCreate
 
 # After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
 STEP_STOP_TIMEOUT = 20.0
-# How long `kill` waits for a launching step's tasks to start before it signals anyway (a step
-# that waits for resources can take longer; then the signal goes as it always did).
-STEP_START_WAIT = 10.0
 # "tasks started" comes when crun starts, not the container (Anchor._tasks_running): a settle.
 RUNTIME_SETTLE = 0.1
 # How often a pending job's reason is refreshed (one squeue per pending container).
@@ -58,7 +50,7 @@ PENDING_REFRESH = 5.0
 NEVER_STARTED_EXIT_CODE = 255
 
 
-class Anchor(Container):
+class Anchor(ControlServer, NodeSide, Container):
     @classmethod
     def take_over(cls, container: Container, early_holder: subprocess.Popen | None = None,
                   quick: QuickCreate | None = None) -> Anchor:
@@ -293,101 +285,6 @@ class Anchor(Container):
     async def _stage_in(self) -> None:
         await asyncio.to_thread(self.stage_in)
 
-    # ------------------------------------------------------------------ control socket
-
-    async def _serve(self) -> asyncio.AbstractServer:
-        sock = self.quick.sock if self.quick is not None and self.quick.sock is not None else self.bind_socket()
-        # 3.13's server stats the socket's bound name to unlink it at close; a long path was
-        # bound through /proc/self/fd/N/… (protocol.reachable_path), and fd N is closed by now
-        # (NotADirectoryError once N was reused: docker's state paths). run() unlinks it itself.
-        cleanup = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
-        return await asyncio.start_unix_server(self._handle_client, sock=sock, limit=MAX_MESSAGE, **cleanup)
-
-    async def _handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            sock = writer.get_extra_info("socket")
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _pid, uid, _gid = struct.unpack("3i", creds)
-            if uid not in (0, os.getuid()):
-                reply: dict[str, Any] = {"ok": False, "error": f"uid {uid} may not control this container", "kind": "permission"}
-            else:
-                line = b""
-                try:
-                    try:
-                        line = await reader.readline()
-                    except ValueError:  # asyncio's LimitOverrunError: longer than MAX_MESSAGE
-                        raise ProtocolError(f"request longer than {MAX_MESSAGE} bytes") from None
-                    req = decode_request(line)
-                    reply = await self._dispatch(req)
-                except ProtocolError as exc:
-                    reply = {"ok": False, "error": f"bad request: {exc}", "kind": "protocol"}
-                except ScrunError as exc:
-                    reply = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
-                except (ValueError, TypeError, KeyError) as exc:  # a malformed request field
-                    reply = {"ok": False, "error": f"bad request: {exc!r}", "kind": "protocol"}
-                except Exception as exc:  # a bug: answer and log it, keep serving
-                    self.log.error("internal error serving %r: %r", line[:200], exc, exc_info=True)
-                    reply = {"ok": False, "error": f"internal error: {exc!r}", "kind": "internal"}
-            writer.write(encode(reply))
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req["op"]
-        status = self.record.status
-        if op == "ping":
-            return {"ok": True, "status": status}
-        if op == "start":
-            if status != Status.CREATED or self.stopping.is_set() or self.launching:
-                return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
-            if not self.req.args:
-                # Refused (runtime-spec), and stopped: nothing can ever run in it, and a created
-                # container would hold its allocation until deleted.
-                reason = f"container `{self.req.id}` has no process in {self.req.config_file}: nothing to start (set process.args)"
-                self.request_stop(127, reason)
-                return {"ok": False, "error": reason, "kind": "status"}
-            self.launching = True  # before the first await: a second start must not launch again
-            try:
-                await self._launch_step()
-            except (OSError, ScrunError) as exc:
-                # The container cannot run: it is stopped, with the reason, not left "created".
-                reason = f"cannot launch the step: {exc}"
-                self.log.error("%s", reason)
-                self.request_stop(127 if isinstance(exc, FileNotFoundError) else 1, reason)
-                return {"ok": False, "error": reason, "kind": "launch"}
-            return {"ok": True}
-        if op == "kill":
-            sig = int(req.get("signal", signal.SIGTERM))
-            return await self._kill(sig)
-        if op == "delete":
-            self.request_stop(exit_code_for_signal(signal.SIGKILL), "deleted")
-            return {"ok": True}
-        return {"ok": False, "error": f"unsupported op {op}", "kind": "protocol"}
-
-    async def _kill(self, sig: int) -> dict[str, Any]:
-        status = self.record.status
-        if status == Status.STOPPED or self.stopping.is_set() and self.srun is None:
-            return {"ok": False, "error": f"container `{self.req.id}` is not running", "kind": "status"}
-        if self.srun is None:
-            # Pending or created: no process exists yet. A signal whose default is to be
-            # ignored does nothing; any other ends the container as if it had killed it.
-            if sig in IGNORED_BY_DEFAULT or sig == 0:
-                return {"ok": True}
-            self.request_stop(exit_code_for_signal(sig), f"killed by {signal_name(sig)} before start")
-            return {"ok": True}
-        if sig != signal.SIGKILL:
-            # A signal for a step still launching is lost, or kills the process before it has
-            # set its handlers (OCI's killsig: sh's trap): deliver it once the process runs.
-            # SIGKILL needs no handler, and stopping a launching step has its own path.
-            await self._tasks_running(STEP_START_WAIT)
-        await self._signal_step(sig)
-        if sig == signal.SIGKILL:
-            self._resend_task = asyncio.ensure_future(self._resend_kill())
-        return {"ok": True}
-
     # ------------------------------------------------------------------ running
 
     async def _launch_step(self) -> None:
@@ -436,57 +333,6 @@ class Anchor(Container):
         self.record.step_started = time.time()
         self.set_status(Status.RUNNING)
         self.start_requested.set()
-
-    def _node_command(self, config: dict[str, Any] | None) -> tuple[str, ...]:
-        """The container's args as srun must get them."""
-        if tuple(self.slurm_version[:2]) < NODE_RESOLVES_COMMAND_FROM:
-            return self.req.args  # srun passes the name through; crun searches the container
-        process = (config or {}).get("process") or {}
-        env = env_dict(process.get("env") or []) if isinstance(process, dict) else {}
-        return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
-
-    def _node_bundle(self, terminal_size: tuple[int, int] | None, config: dict[str, Any] | None) -> str:
-        """The bundle srun gets: the container's, or one beside it with the config the node needs
-        (core.nodebundle), always where the nodes can read it."""
-        bundle, root_path = self.record.bundle, self.record.root_path
-        # A bundle a site's scrun.lua moved is Lua's: its root is where Lua put it.
-        lua_moved = bool(self.req.lua_script) and bundle != self.record.orig_bundle
-        node_root = root_path if lua_moved else node_visible_path(root_path, read_mountinfo())
-        shim = needs_rootfs_shim(self.slurm_version, bundle, node_root)
-        if config is None:
-            if not shim:
-                return bundle
-            raise ScrunError(f"cannot read {os.path.join(bundle, 'config.json')} to make the node's bundle")
-        changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
-                              terminal_size=terminal_size, node_root_path=node_root)
-        if changed is None and not shim:
-            return bundle
-        node, mode = self._node_bundle_dir(lua_moved)
-        shim = needs_rootfs_shim(self.slurm_version, node, node_root)  # 22.05 runs <node bundle>/rootfs
-        os.makedirs(node, mode=mode, exist_ok=True)
-        write_json_atomic(os.path.join(node, "config.json"), shim_config(changed or config) if shim else changed)
-        if shim:
-            link = os.path.join(node, "rootfs")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(link)
-            os.symlink(node_root, link)
-        self.log.debug("srun gets node bundle %s (%s)", node, "root shim" if shim else "config adjusted")
-        return node
-
-    def _node_bundle_dir(self, lua_moved: bool) -> tuple[str, int]:
-        """Where the node bundle goes, and its mode (0711: a uid-mapped root passes to its rootfs):
-        inside Lua's bundle (its stage_out removes it), beside scrun.conf's copy, else the state
-        directory (shared only if the state root is)."""
-        if lua_moved:
-            return os.path.join(self.record.bundle, ".scrun-node"), 0o711
-        node_dir = getattr(self.hooks, "node_dir", None)  # built-in staging: StageDir/<user>/<id>
-        if node_dir is not None:
-            place = node_dir()
-            if self.record.stage_copy != place:
-                self.record.stage_copy = place
-                self.save()
-            return os.path.join(place, "node"), 0o711
-        return os.path.join(self.dir, "bundle"), 0o777
 
     async def _step_ids(self) -> list[str]:
         """Ids of the running container steps of our job: by --container-id where Slurm has
@@ -686,45 +532,3 @@ class Anchor(Container):
         if self._holder_watch is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._holder_watch, 5)
-
-
-class RelayResult(NamedTuple):
-    last_line: str        # the last line passed on
-    step_cancelled: bool  # slurmstepd said the step was cancelled (its line is not passed on)
-
-
-async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_verbose: bool = False,
-                         on_tasks_started: Callable[[], None] | None = None) -> RelayResult:
-    """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter).
-
-    Returns the last line it passed: when the node's runtime refuses the container (crun: an
-    AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
-    `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run.
-    """
-    from scrun.core.stderrfilter import TAIL_BYTES, StderrFilter, last_line
-
-    filt = StderrFilter(srun_verbose=srun_verbose)
-    tail = b""
-
-    def write_all(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dest_fd, view):]
-
-    try:
-        while True:
-            chunk = await reader.read(65536)
-            data = filt.feed(chunk) if chunk else filt.flush()
-            if filt.tasks_started and on_tasks_started is not None:
-                on_tasks_started()
-                on_tasks_started = None
-            if data:
-                tail = (tail + data)[-TAIL_BYTES:]  # the end of what passed, newlines kept
-                await asyncio.to_thread(write_all, data)
-            if not chunk:
-                break
-    except OSError:
-        pass  # the reader of the container's stderr went away
-    finally:
-        os.close(dest_fd)
-    return RelayResult(last_line(tail).decode(errors="replace").strip(), filt.step_cancelled)
