@@ -64,6 +64,15 @@ def test_salloc_lines(line, parsed):
     assert parse_salloc_line(line) == parsed
 
 
+def test_node_failure_lines_of_srun_and_salloc():
+    from scrun.slurm.parse import parse_node_failure
+
+    assert parse_node_failure("srun: error: Node failure on iso1") == "iso1"
+    assert parse_node_failure("salloc: error: Node failure on n2\n") == "n2"
+    assert parse_node_failure("my app: error: Node failure on n2") is None  # a container's own line
+    assert parse_node_failure("srun: error: Node failure on n2 and more") is None
+
+
 def test_versions_env_and_steps():
     assert parse_slurm_version("slurm-wlm 22.05.8") == (22, 5, 8)
     assert parse_slurm_version("slurm 23.02.7\n") == (23, 2, 7)

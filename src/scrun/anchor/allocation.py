@@ -24,6 +24,11 @@ from scrun.slurm.runner import AdoptedProcess, adopt_async, run_async, spawn_asy
 RELEASE_TIMEOUT = 15.0
 
 
+def node_failure_cause(node: str) -> str:
+    """The stop reason's words (after "job N") for a job whose node failed."""
+    return f"lost its node {node}: the node failed (slurmd stopped answering, SlurmdTimeout)"
+
+
 class Allocation:
     def __init__(self, argv: list[str], env: dict[str, str], *, on_job_id: Callable[[int], None],
                  on_progress: Callable[[str], None], on_queued: Callable[[int], None] = lambda job_id: None,
@@ -41,6 +46,7 @@ class Allocation:
         self.job_env: dict[str, str] = {}
         self.revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
         self.end_cause = "was cancelled outside scrun"  # why, as salloc said it (the stop reason's words)
+        self.node_failure: str | None = None  # the node salloc said failed
         self._errors: list[str] = []
 
     @property
@@ -96,7 +102,8 @@ class Allocation:
             elif event == "revoked":
                 self.revoked.set()
             elif event == "nodefail":
-                self.end_cause = f"lost its node {value}: the node failed (slurmd stopped answering, SlurmdTimeout)"
+                self.node_failure = str(value)
+                self.end_cause = node_failure_cause(str(value))
             elif event == "timelimit":
                 self.end_cause = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
                 self.revoked.set()

@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from scrun.anchor import holder
-from scrun.anchor.allocation import Allocation
+from scrun.anchor.allocation import Allocation, node_failure_cause
 from scrun.anchor.container import Container
 from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
@@ -32,7 +32,7 @@ from scrun.core.signals import signal_name
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
 from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_job_info, parse_slurm_version, parse_step_containers, parse_step_list
+from scrun.slurm.parse import parse_job_info, parse_node_failure, parse_slurm_version, parse_step_containers, parse_step_list
 from scrun.slurm.runner import adopt_async, run_async, spawn_async
 from scrun.store.records import SOCKET_NAME
 
@@ -426,6 +426,15 @@ class Anchor(ControlServer, NodeSide, Container):
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
             code = exit_code_for_signal(signal.SIGKILL)
             self.stop_reason = self.stop_reason or f"job {self.record.job_id} {self.allocation.end_cause}"
+            self.log.error("%s", self.stop_reason)
+        lost = self.allocation.node_failure if self.allocation is not None else None
+        if not lost and parse_node_failure(last_stderr) and self.allocation is not None and await self.allocation.was_revoked():
+            # srun's line can come first; the container could print it too: salloc's revocation decides.
+            lost = self.allocation.node_failure or parse_node_failure(last_stderr)
+        if lost and self.stop_code is None:
+            # srun exits 0 or 1 when the node dies (24.11 varies): the container was killed with it.
+            code = exit_code_for_signal(signal.SIGKILL)
+            self.stop_reason = f"job {self.record.job_id} {node_failure_cause(lost)}"
             self.log.error("%s", self.stop_reason)
         if code == 0 and step_cancelled and waiter in done and self.stop_code is None:
             # 24.11's srun exits 0 when the step alone is cancelled: the container did not finish.

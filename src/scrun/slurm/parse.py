@@ -18,6 +18,15 @@ _SALLOC_PATTERNS = (
 )
 
 
+_NODE_FAILURE = re.compile(r"(?:srun|salloc): error: Node failure on (\S+)")
+
+
+def parse_node_failure(line: str) -> str | None:
+    """The node named by srun's or salloc's whole "error: Node failure on X" line, else None."""
+    m = _NODE_FAILURE.fullmatch(line.strip())
+    return m.group(1) if m else None
+
+
 def parse_salloc_line(line: str) -> tuple[str, int | str] | None:
     """One whole stderr line of salloc → (event, job id), ("nodefail", node) or ("error", message), else None."""
     text = line.rstrip("\r\n")
