@@ -18,6 +18,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -192,8 +193,16 @@ def make_bundle(tmp: pathlib.Path) -> pathlib.Path:
 
 
 def soak(sequential: int, parallel: int) -> dict:
-    tag = uuid.uuid4().hex[:6]
+    """The soak's summary; its bundle and state root (on the shared /scratch in a lane) go after."""
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="scrun-soak-"))
+    try:
+        return _soak(tmp, sequential, parallel)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _soak(tmp: pathlib.Path, sequential: int, parallel: int) -> dict:
+    tag = uuid.uuid4().hex[:6]
     root = tmp / "root"
     bundle = make_bundle(tmp)
     # Per kind and mode: a concurrent batch queues for the nodes' CPUs, which is Slurm's wait, not ours.

@@ -120,8 +120,20 @@ def run_program(src: pathlib.Path, program: pathlib.Path, runtime: str) -> dict:
         ended = f"timeout {PROGRAM_TIMEOUT}s"
     finally:
         left = clean_up(runtime, before)
+        unmount_under(tmp)
         shutil.rmtree(tmp, ignore_errors=True)  # some programs leave bundles (and symlinks) on purpose
     return {**parse_tap(text), "seconds": round(time.monotonic() - t0, 2), "ended": ended, "left": left}
+
+
+def unmount_under(top: str) -> None:
+    """Mounts a program left under its TMPDIR (crun runs linux_ns_itype's container in this mount
+    namespace: its /proc, /dev, /dev/pts stay mounted), deepest first: they would pile up in the
+    host's mount table run after run, and rmtree cannot remove a mount point."""
+    prefix = os.path.realpath(top).rstrip("/") + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        points = [line.split()[4].replace("\\040", " ") for line in fh]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def program_name(src: pathlib.Path, program: pathlib.Path) -> str:
