@@ -155,7 +155,8 @@ def test_kill_and_rm_force_of_a_running_container(name):
     wait_for(lambda: not sh(["squeue", "-h", "-n", f"scrun:{cid[:12]}", "-o", "%i"]).stdout.strip(), 30, "the job to go")
 
 
-@pytest.mark.parametrize("command,code", [("/nonexistent", 127), ("nonexistent-in-path", 127), ("/etc/passwd", 126), ("/etc", 126)])
+@pytest.mark.parametrize("command,code", [("/nonexistent", 127), ("nonexistent-in-path", 127), ("/etc/passwd", 126), ("/etc", 126),
+                                          ("/etc/hostname", 126)])  # a bind mount: docker's file, 0644
 def test_missing_or_not_executable_command_exits_as_with_runc(docker_ready, command, code):
     assert docker("run", "--rm", IMAGE, command, runtime="runc").returncode == code, "the baseline"
     proc = docker("run", "--rm", IMAGE, command)

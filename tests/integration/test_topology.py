@@ -95,29 +95,69 @@ def test_scrun_stages_a_login_local_bundle_and_it_runs_on_the_node(isolated_node
     assert not os.path.exists(copy)
 
 
-def test_without_staging_nothing_runs_on_the_node(isolated_node, scrun, make_bundle, conf_dir, login_tmp, busybox_rootfs):
-    """No scrun.lua and no StageDir: the node cannot see the bundle, and the container does not
-    run. srun exits 130 once the launch fails; scrun reports 255 and why (130 reads as ^C). A
-    clear line already at create is issue 26's item 4."""
+def test_without_staging_a_login_local_bundle_fails_at_create_with_the_fix(isolated_node, scrun, make_bundle, conf_dir,
+                                                                            login_tmp, busybox_rootfs):
+    """No scrun.lua and no StageDir: nothing can bring a rootfs in the login node's /tmp to a
+    node. create says so in one line naming the path and the fix, and leaves nothing behind."""
     cid = scrun.new_id()
     (conf_dir / "scrun.conf").unlink()  # the cluster's staging
     flags = ("-f", str(conf_dir / "slurm.conf"))
-    rootfs = login_tmp / "rootfs"  # all of it login-local (22.05's node bundle would carry a shared rootfs)
+    rootfs = login_tmp / "rootfs"
     shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
     bundle = make_bundle(["sh", "-c", "echo ran; exit 0"], under=login_tmp, root_path=rootfs)
-    assert scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}, global_args=flags).returncode == 0
-    scrun("start", cid, global_args=flags)
+    proc = scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}, global_args=flags)
+    assert proc.returncode != 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"rootfs {rootfs} is under /tmp" in lines[0], proc.stderr
+    assert f"StageDir= (a directory every node mounts) in {conf_dir}/scrun.conf" in lines[0], lines[0]
+    assert scrun("state", cid, global_args=flags).returncode != 0
+    assert not os.path.exists(os.path.join(scrun.root, cid)), "no state directory is left"
+    assert cid[:12] not in sh(["squeue", "-h", "-o", "%j"]).stdout, "no job is left"
+
+
+@pytest.fixture
+def node_without_oci_conf(isolated_node):
+    topology = cluster_tool("topology")
+    topology.hide_oci_conf(isolated_node)
+    yield isolated_node
+    topology.restore_oci_conf(isolated_node)
+
+
+def test_a_node_without_oci_conf_runs_nothing_and_says_why(node_without_oci_conf, scrun, make_bundle, scratch_dir):
+    """Slurm ignores --container on a node without oci.conf and runs the command on the node
+    itself (the bare srun below shows it). scrun's guard (core.nodeguard) stops the step before
+    its command runs: 255 and a reason naming the node; nothing ran; delete leaves nothing."""
+    os.chmod(scratch_dir, 0o777)
+    bare_marker, marker = os.path.join(scratch_dir, "bare-ran"), os.path.join(scratch_dir, "ran")
+    bundle = make_bundle(["/bin/sh", "-c", f"touch {marker}; echo ran"])
+    bare = on_node(f"--container={bundle}", "/bin/sh", "-c", f"touch {bare_marker}; echo ran")
+    assert bare.returncode == 0 and os.path.exists(bare_marker), "the node should ignore --container (test set-up)"
+    cid = scrun.new_id()
+    assert scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}).returncode == 0
+    scrun("start", cid)
     record = scrun.wait_stopped(cid)
-    assert record["exit_code"] != 0 and "ran" not in scrun.output(cid)[0], record
-    state = scrun.state(cid)
-    if record["exit_code"] == 255:
-        reason = state.get("reason", "")
-        assert "never started" in reason and "launch failed" in reason, state
-        assert "directorysrun" not in reason, "the last line of stderr, not two glued together"
-    else:  # crun started on the node and found no rootfs there: its own code and words
-        assert state.get("reason"), state
-    assert record["exit_code"] != 130, record
-    assert scrun("delete", cid, global_args=flags).returncode == 0
+    reason = scrun.state(cid).get("reason", "")
+    assert not os.path.exists(marker) and "ran" not in scrun.output(cid)[0], "the command ran on the node's host"
+    assert record["exit_code"] == 255, record
+    assert f"node {NODE} ignored --container (no oci.conf there)" in reason and "nothing ran" in reason, reason
+    job = record["job_id"]
+    assert scrun("delete", cid).returncode == 0
+    wait_for(lambda: str(job) not in sh(["squeue", "-h", "-o", "%i"]).stdout.split(), 60, f"job {job} to leave the queue")
+    assert not os.path.exists(os.path.join(slurmconf.STAGE_DIR, "root", cid)), "the staged copy is removed"
+
+
+def test_the_guard_is_invisible_in_the_container(isolated_node, scrun, make_bundle):
+    """The guard's token never reaches the container's environment (24.11 unsets it; 22.05 uses
+    an annotation); the container's own environment and working directory are intact."""
+    cid = scrun.new_id()
+    bundle = make_bundle(["/bin/sh", "-c", "env; pwd"])
+    assert scrun.create(cid, bundle, env={"SCRUN_PARTITION": PARTITION}).returncode == 0
+    assert scrun("start", cid).returncode == 0
+    record = scrun.wait_stopped(cid)
+    out = scrun.output(cid)[0]
+    assert record["exit_code"] == 0, (record, scrun.output(cid))
+    assert "SCRUN_NODE_GUARD" not in out and out.rstrip().endswith("\n/"), out
+    assert scrun("delete", cid).returncode == 0
 
 
 def test_a_node_that_dies_for_good_ends_the_container_with_a_reason(isolated_node, scrun, make_bundle):

@@ -133,6 +133,38 @@ def test_executable_lookup(tmp_path):
     check_executable(str(tmp_path / "missing-rootfs"), "anything", {})  # not local: the node decides
 
 
+def test_a_command_from_a_bind_mount_is_judged_by_its_source(tmp_path):
+    """docker binds /etc/hostname (0644 in /var/lib/docker) over its init layer's 0755 file:
+    runc refuses to exec it (126). A tool directory bound onto PATH is searched too."""
+    rootfs, host = tmp_path / "rootfs", tmp_path / "host"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "hostname").write_text("")
+    (rootfs / "etc" / "hostname").chmod(0o755)
+    host.mkdir()
+    (host / "hostname").write_text("abc\n")
+    (host / "hostname").chmod(0o644)
+    (host / "tools").mkdir()
+    (host / "tools" / "mytool").write_text("#!/bin/sh\n")
+    (host / "tools" / "mytool").chmod(0o755)
+    binds = (("/etc/hostname", str(host / "hostname")), ("/opt/tools", str(host / "tools")))
+    check_executable(str(rootfs), "/etc/hostname", {})  # the rootfs alone would let it pass
+    with pytest.raises(InvalidInputError, match="permission denied"):
+        check_executable(str(rootfs), "/etc/hostname", {}, binds=binds)
+    check_executable(str(rootfs), "mytool", {"PATH": "/bin:/opt/tools"}, binds=binds)
+    check_executable(str(rootfs), "/opt/tools/mytool", {}, binds=binds)
+    with pytest.raises(InvalidInputError, match="not found"):
+        check_executable(str(rootfs), "/opt/tools/missing", {}, binds=binds)
+
+
+def test_bind_mounts_are_read_from_config_json():
+    from scrun.core.bundle import bind_mounts
+
+    doc = {"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                      {"destination": "/etc/hostname", "type": "bind", "source": "/d/hostname", "options": ["rbind", "ro"]},
+                      {"destination": "/data/", "source": "/s", "options": ["bind"]}]}
+    assert bind_mounts(doc) == (("/etc/hostname", "/d/hostname"), ("/data", "/s"))
+
+
 def test_node_command_resolves_bare_names_in_the_rootfs_on_new_slurm(tmp_path):
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "sh").symlink_to("busybox")
@@ -285,6 +317,28 @@ def test_only_a_rootless_overlay_rootfs_is_refused():
     assert error and merged in error and "scrun.lua" in error and "vfs" in error
     assert namespace_local_rootfs_error(merged, False, MOUNTINFO) is None  # root podman: the host sees it
     assert namespace_local_rootfs_error("/run/user/1000/stage/rootfs", True, MOUNTINFO) is None  # staged
+
+
+@pytest.mark.parametrize("root_path, where", [
+    ("/var/lib/containers/storage/overlay/x/merged", "under /var/lib/containers"),
+    ("/var/lib/docker/overlay2/x/merged", "under /var/lib/docker"),
+    ("/tmp/bundle/rootfs", "under /tmp"),
+    ("/run/user/1000/x/rootfs", "under /run"),
+    ("/home/u/.local/share/containers/storage/overlay/abc/merged", "an overlay mount made on this login node"),
+])
+def test_with_nothing_to_stage_a_login_local_rootfs_is_refused_with_the_fix(root_path, where):
+    from scrun.core.mounts import login_local_rootfs_error
+
+    error = login_local_rootfs_error(root_path, "/etc/slurm", MOUNTINFO)
+    assert error and root_path in error and where in error, error
+    assert "StageDir= (a directory every node mounts) in /etc/slurm/scrun.conf" in error and "scrun.lua" in error
+
+
+@pytest.mark.parametrize("root_path", ["/scratch/u/podman-vfs/x/rootfs", "/home/u/bundle/rootfs", "/tmpfiles/rootfs"])
+def test_a_rootfs_that_may_be_shared_is_left_to_the_node(root_path):
+    from scrun.core.mounts import login_local_rootfs_error
+
+    assert login_local_rootfs_error(root_path, "/etc/slurm", MOUNTINFO) is None
 
 
 def test_node_config_drops_hooks_of_host_processes_and_sizes_the_nodes_tty():

@@ -144,6 +144,26 @@ def restart_slurmd(node: str) -> None:
                    capture_output=True)
 
 
+def _in_node(node: str, script: str, *args: str) -> None:
+    unshare = running(node)
+    inits = _children(unshare) if unshare else []
+    if not inits:
+        raise RuntimeError(f"node {node} is not running: start it (tools/cluster/topology.py)")
+    subprocess.run(["nsenter", "-t", str(inits[0]), "-m", "-p", "--", "sh", "-c", script, "node", *args], check=True,
+                   timeout=60, capture_output=True)
+
+
+def hide_oci_conf(node: str) -> None:
+    """The node's /etc/slurm becomes a copy without oci.conf: its slurmstepd then ignores
+    --container and runs a step's command on the node itself (a misconfigured node)."""
+    _in_node(node, 'd=/run/etc-slurm-no-oci; mkdir -p "$d" && cp -a /etc/slurm/. "$d" && rm -f "$d/oci.conf" '
+             '&& mount --bind "$d" /etc/slurm')
+
+
+def restore_oci_conf(node: str) -> None:
+    _in_node(node, "if grep -q '/etc-slurm-no-oci /etc/slurm ' /proc/self/mountinfo; then umount /etc/slurm; fi; test -e /etc/slurm/oci.conf")
+
+
 def node_state(node: str) -> str:
     out = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%T"], capture_output=True, text=True,
                          timeout=30).stdout.split()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from typing import Any
 
 from scrun.core.envlist import env_dict
 from scrun.core.mounts import node_visible_path, read_mountinfo
+from scrun.core.nodeguard import GUARD_SCRIPT_NAME, REFUSED_PREFIX, guard_config, guard_script, refused_nodes
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
 from scrun.errors import ScrunError
 from scrun.store.records import write_json_atomic
@@ -27,33 +29,74 @@ class NodeSide:
         env = env_dict(process.get("env") or []) if isinstance(process, dict) else {}
         return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
 
-    def _node_bundle(self, terminal_size: tuple[int, int] | None, config: dict[str, Any] | None) -> str:
-        """The bundle srun gets: the container's, or one beside it with the config the node needs
-        (core.nodebundle), always where the nodes can read it."""
+    def _node_bundle(self, terminal_size: tuple[int, int] | None, config: dict[str, Any] | None,
+                     then_run: str | None = None) -> tuple[str, str | None]:
+        """The bundle srun gets, and the node guard's directory (None: no guard).
+
+        The bundle is the container's, or one beside it with the config the node needs
+        (core.nodebundle), always where the nodes can read it. Where that place is shared with
+        the nodes (StageDir, or a bundle scrun.lua moved), the step also gets the guard
+        (core.nodeguard) that keeps its command off a node that would ignore --container."""
         bundle, root_path = self.record.bundle, self.record.root_path
         # A bundle a site's scrun.lua moved is Lua's: its root is where Lua put it.
         lua_moved = bool(self.req.lua_script) and bundle != self.record.orig_bundle
         node_root = root_path if lua_moved else node_visible_path(root_path, read_mountinfo())
         shim = needs_rootfs_shim(self.slurm_version, bundle, node_root)
+        guarded = (config is not None and self.req.node_guard
+                   and (lua_moved or getattr(self.hooks, "node_dir", None) is not None))
         if config is None:
             if not shim:
-                return bundle
+                return bundle, None
             raise ScrunError(f"cannot read {os.path.join(bundle, 'config.json')} to make the node's bundle")
         changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
                               terminal_size=terminal_size, node_root_path=node_root)
-        if changed is None and not shim:
-            return bundle
+        if changed is None and not shim and not guarded:
+            return bundle, None
         node, mode = self._node_bundle_dir(lua_moved)
         shim = needs_rootfs_shim(self.slurm_version, node, node_root)  # 22.05 runs <node bundle>/rootfs
         os.makedirs(node, mode=mode, exist_ok=True)
-        write_json_atomic(os.path.join(node, "config.json"), shim_config(changed or config) if shim else changed)
+        out = changed or config
+        guard = None
+        if guarded:
+            token = secrets.token_hex(16)
+            out = guard_config(out, self.slurm_version, token)
+            guard = os.path.join(node, "guard")
+            self._write_guard(guard, guard_script(self.slurm_version, guard, token, then_run))
+            if not changed:
+                out["root"] = {**config.get("root", {}), "path": node_root}  # the node bundle is elsewhere
+        write_json_atomic(os.path.join(node, "config.json"), shim_config(out) if shim else out)
         if shim:
             link = os.path.join(node, "rootfs")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
             os.symlink(node_root, link)
-        self.log.debug("srun gets node bundle %s (%s)", node, "root shim" if shim else "config adjusted")
-        return node
+        self.log.debug("srun gets node bundle %s (%s%s)", node, "root shim" if shim else "config adjusted",
+                       ", guarded" if guard else "")
+        return node, guard
+
+    @staticmethod
+    def _write_guard(guard: str, text: str) -> None:
+        """The guard's directory holds its prolog only: before 23.02 it is the step's cwd, and
+        must have no config.json (core.nodeguard)."""
+        os.makedirs(guard, mode=0o700, exist_ok=True)
+        for name in os.listdir(guard):  # a start after a refused one: only this run's refusals count
+            if name.startswith(REFUSED_PREFIX):
+                os.unlink(os.path.join(guard, name))
+        path = os.path.join(guard, GUARD_SCRIPT_NAME)
+        tmp = f"{path}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o700)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.rename(tmp, path)
+
+    def _guard_refusals(self, guard: str | None) -> list[str]:
+        """Nodes whose guard refused the step (core.nodeguard)."""
+        if guard is None:
+            return []
+        try:
+            return refused_nodes(os.listdir(guard))
+        except OSError:
+            return []
 
     def _node_bundle_dir(self, lua_moved: bool) -> tuple[str, int]:
         """Where the node bundle goes, and its mode (0711: a uid-mapped root passes to its rootfs):

@@ -23,10 +23,11 @@ _FIELDS = (
     "lua_timeout",         # seconds each scrun.lua hook may take (SCRUN_LUA_TIMEOUT)
     "stage_dir",           # scrun.conf StageDir: built-in staging when there is no scrun.lua
     "shared_paths",        # scrun.conf SharedPaths: what every node sees (runs in place)
+    "node_guard",          # the step gets core.nodeguard's prolog (not with oci.conf's IgnoreFileConfigJson)
 )
 
 
-class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, ()))):
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True))):
     """Everything create decided, for the anchor (request.json in the container's directory)."""
 
     __slots__ = ()

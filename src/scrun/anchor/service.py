@@ -28,6 +28,7 @@ from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
 from scrun.anchor.relay import relay_filtered
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
+from scrun.core.nodeguard import GUARD_SCRIPT_NAME, refusal_reason
 from scrun.core.signals import signal_name
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
@@ -75,12 +76,14 @@ class Anchor(ControlServer, NodeSide, Container):
         self.stopping = asyncio.Event()
         self.stop_code: int | None = None
         self.stop_reason = ""
+        self.job_ended_under_us = False  # the stop came from salloc: the job ended (scancel, node failure …)
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
         self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
         self.tasks_started_at = 0.0           # when (the loop's clock)
         self._resend_task: asyncio.Future | None = None
         self.launching = False
+        self.guard: str | None = None  # the node guard's directory (core.nodeguard), once launched
 
     # ------------------------------------------------------------------ helpers
 
@@ -254,6 +257,7 @@ class Anchor(ControlServer, NodeSide, Container):
         if await allocation.was_revoked():
             reason = f"job {self.record.job_id} {allocation.end_cause}"
             self.log.error("%s", reason)
+            self.job_ended_under_us = True
             self.request_stop(exit_code_for_signal(signal.SIGKILL), reason)
         else:
             self.log.warning("salloc, which held job %s, ended (%s); the job lives on and is cancelled when the "
@@ -298,10 +302,15 @@ class Anchor(ControlServer, NodeSide, Container):
             rows, cols = get_size(self.pty_slave)
             size = (rows, cols) if rows and cols else None
         config = self._bundle_config()  # read once for both: start is on the engine's critical path
+        step_args, caller_prolog = slurm_argv.split_task_prolog(self.req.step_args)
+        bundle, self.guard = self._node_bundle(size, config, then_run=caller_prolog)
+        if self.guard is None:
+            step_args = self.req.step_args
         argv = slurm_argv.build_srun_argv(
             self.req.srun_path, self.req.srun_args, job_id=self.record.job_id, step_name=self.req.step_name,
-            container_id=self.req.id, bundle=self._node_bundle(size, config), step_args=self.req.step_args,
-            pty=self.req.terminal, args=self._node_command(config), slurm_version=self.slurm_version, verbose=True)
+            container_id=self.req.id, bundle=bundle, step_args=step_args,
+            pty=self.req.terminal, args=self._node_command(config), slurm_version=self.slurm_version, verbose=True,
+            guard=self.guard, guard_prolog=os.path.join(self.guard, GUARD_SCRIPT_NAME) if self.guard else None)
         self.log.debug("launching: %s", argv)
         # "/": the step's working directory on the node (the container has its own process.cwd).
         # Not the bundle: in rootless docker its path resolves through rootlesskit's copy-up
@@ -431,8 +440,9 @@ class Anchor(ControlServer, NodeSide, Container):
         if not lost and parse_node_failure(last_stderr) and self.allocation is not None and await self.allocation.was_revoked():
             # srun's line can come first; the container could print it too: salloc's revocation decides.
             lost = self.allocation.node_failure or parse_node_failure(last_stderr)
-        if lost and self.stop_code is None:
-            # srun exits 0 or 1 when the node dies (24.11 varies): the container was killed with it.
+        if lost and (self.stop_code is None or self.job_ended_under_us):
+            # srun exits 0 or 1 when the node dies (24.11 varies): the container was killed with it,
+            # whether srun or salloc (whose stop then carries srun's code) told us first.
             code = exit_code_for_signal(signal.SIGKILL)
             self.stop_reason = f"job {self.record.job_id} {node_failure_cause(lost)}"
             self.log.error("%s", self.stop_reason)
@@ -443,7 +453,12 @@ class Anchor(ControlServer, NodeSide, Container):
             self.log.error("%s", self.stop_reason)
         if self.stop_code is not None and waiter not in done:
             code = self.stop_code
-        if code and waiter in done and self.stop_code is None and not self.tasks_started.is_set():
+        refused = self._guard_refusals(self.guard) if code else []
+        if refused:
+            self.stop_reason = refusal_reason(refused)
+            code = NEVER_STARTED_EXIT_CODE
+            self.log.error("%s", self.stop_reason)
+        elif code and waiter in done and self.stop_code is None and not self.tasks_started.is_set():
             # srun ended before any task ran: the node could not launch the step (it cannot see the
             # bundle, slurmstepd refused it …). srun then exits 130, which engines read as SIGINT.
             self.stop_reason = (f"the container never started: its step failed to launch on its node (srun exited "

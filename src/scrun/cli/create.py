@@ -175,7 +175,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
 
     container_env = cfg.env_dict()
     if cfg.args:  # no process: create is fine, start will refuse (runtime-spec)
-        check_executable(cfg.root_path, cfg.args[0], container_env, cfg.cwd)
+        check_executable(cfg.root_path, cfg.args[0], container_env, cfg.cwd, cfg.binds)
     oci = load_node_config(settings.slurm_conf)
     if oci.path is None:
         log.debug("no oci.conf next to %s: fine for scrun, but compute nodes need one for --container", settings.slurm_conf)
@@ -199,7 +199,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     if not os.path.exists(lua_script):
         lua_script = None
         if staging.stage_dir is None:
-            _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace)
+            _check_rootfs_reachable(cfg.root_path, settings.identity.in_user_namespace, settings.slurm_conf)
             _check_mapped_root_reaches_rootfs(cfg)
     _check_namespace_paths(cfg)
 
@@ -228,6 +228,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
             lua_timeout=settings.lua_timeout,
             stage_dir=None if lua_script else staging.stage_dir, shared_paths=staging.shared_paths,
+            node_guard=not oci.ignore_file_config_json,
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:
@@ -259,11 +260,13 @@ def _undo(settings, container_id: str, anchor: AnchorChild | None) -> None:
     remove_state(settings.root, container_id)
 
 
-def _check_rootfs_reachable(root_path: str, in_user_namespace: bool) -> None:
-    """Without a scrun.lua to stage it, a rootless overlay rootfs can never reach a node."""
-    from scrun.core.mounts import namespace_local_rootfs_error
+def _check_rootfs_reachable(root_path: str, in_user_namespace: bool, slurm_conf: str) -> None:
+    """With nothing to stage it, a rootfs the nodes cannot see fails here, not on the node."""
+    from scrun.core.mounts import login_local_rootfs_error, namespace_local_rootfs_error, read_mountinfo
 
-    error = namespace_local_rootfs_error(root_path, in_user_namespace)
+    mountinfo = read_mountinfo()
+    error = (namespace_local_rootfs_error(root_path, in_user_namespace, mountinfo)
+             or login_local_rootfs_error(root_path, os.path.dirname(slurm_conf), mountinfo))
     if error:
         raise InvalidInputError(error)
 

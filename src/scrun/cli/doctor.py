@@ -65,7 +65,8 @@ def check_scrun_lua(settings) -> Check:
 
     path = site_lua_script(settings.slurm_conf)
     if not os.path.exists(path):
-        return Check("scrun.lua", True, f"none at {path}: rootfs used in place (rootless podman needs one to stage it)")
+        return Check("scrun.lua", True, f"none at {path}: scrun.conf's StageDir stages bundles, if set (else they "
+                     "must already be on shared storage)")
     from scrun.lua.host import check_script
 
     try:
@@ -92,16 +93,18 @@ def check_staging(settings) -> Check:
     except ConfigError as exc:
         return Check("staging", False, str(exc), "fix the line it names (StageDir, SharedPaths)")
     if os.path.exists(site_lua_script(settings.slurm_conf)):
-        return Check("staging", True, f"by {site_lua_script(settings.slurm_conf)} (scrun.conf's StageDir is not used)")
+        return Check("staging", True, f"by {site_lua_script(settings.slurm_conf)} (scrun.conf's StageDir is not used); "
+                     "nodes without oci.conf are guarded against for bundles it moves")
     if staging.stage_dir is None:
         return Check("staging", False, "no scrun.lua and no StageDir in scrun.conf: a bundle in podman's or docker's "
-                     "storage (login-local) cannot reach the compute nodes",
+                     "storage (login-local) cannot reach the compute nodes, and no guard stops a node without oci.conf from "
+                     "running a container's command on its host",
                      f"set StageDir= (a directory on a filesystem every node mounts) in "
                      f"{os.path.join(os.path.dirname(settings.slurm_conf), 'scrun.conf')}, or stage in scrun.lua")
     kinds = ", ".join(f"{p} {'shared' if under(p, staging.shared_paths) else 'login-local (staged)'}"
                       for p in ENGINE_STORAGE if os.path.isdir(p))
     return Check("staging", True, f"StageDir {staging.stage_dir}; shared: {', '.join(staging.shared_paths)}"
-                 + (f"; {kinds}" if kinds else ""))
+                 + (f"; {kinds}" if kinds else "") + "; nodes without oci.conf are guarded against")
 
 
 def check_state_root(settings) -> Check:

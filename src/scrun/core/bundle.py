@@ -15,11 +15,13 @@ from scrun.errors import InvalidInputError
 
 
 class BundleConfig(namedtuple("BundleConfig", "bundle config_file oci_version root_path args env terminal cwd "
-                                           "annotations console_size engine_requests linux")):
+                                           "annotations console_size engine_requests linux binds",
+                              defaults=((),))):
     """What scrun needs from config.json; the file itself goes to the node untouched.
     console_size: (rows, cols) from process.consoleSize, or None; engine_requests: SCRUN_*
     values the engine's flags ask for (--cpus, --memory, org.slurm.* annotations); linux:
-    config.json's linux object, for create's checks."""
+    config.json's linux object, for create's checks; binds: (destination, source) of its bind
+    mounts (a command can come from one: docker binds /etc/hostname)."""
 
     __slots__ = ()
 
@@ -104,7 +106,22 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
         console_size=console_size,
         engine_requests=requests_from_config(doc, config_file, OPTIONS_BY_ENV),
         linux=linux,
+        binds=bind_mounts(doc),
     )
+
+
+def bind_mounts(doc: dict) -> tuple[tuple[str, str], ...]:
+    """(destination, source) of config.json's bind mounts (check_mounts has checked their shape)."""
+    out = []
+    for mount in doc.get("mounts") or ():
+        if not isinstance(mount, dict):
+            continue
+        options = mount.get("options") or ()
+        is_bind = mount.get("type") == "bind" or any(o in ("bind", "rbind") for o in options if isinstance(o, str))
+        dest, source = mount.get("destination"), mount.get("source")
+        if is_bind and isinstance(dest, str) and isinstance(source, str) and dest.startswith("/"):
+            out.append((os.path.normpath(dest), source))
+    return tuple(out)
 
 
 # podman's and docker's config.json are 5-30 KiB; a file far larger is refused, not read whole

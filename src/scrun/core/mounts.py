@@ -111,6 +111,33 @@ def namespace_local_rootfs_error(root_path: str, in_user_namespace: bool, mounti
             "example\") or use podman's vfs storage driver")
 
 
+# Where a login node keeps what its compute nodes never see: its temporary and run-time
+# directories and the engines' storage (real-clusters.md; the development cluster's nodes too).
+LOGIN_LOCAL_PREFIXES = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm", "/var/lib/containers", "/var/lib/docker")
+
+
+def login_local_rootfs_error(root_path: str, conf_dir: str, mountinfo: str | None = None) -> str | None:
+    """With nothing to stage it (no scrun.lua, no StageDir), the error to give when the rootfs is
+    where compute nodes cannot see it: under a login-local directory, or an overlay mounted on
+    this host (root podman's). None when it may be shared (the site's vfs-on-shared layout)."""
+    from scrun.core.staging import under
+
+    fix = (f"set StageDir= (a directory every node mounts) in {conf_dir}/scrun.conf for scrun's built-in staging, "
+           "or stage it in scrun.lua")
+    path = os.path.normpath(root_path)
+    local = [p for p in LOGIN_LOCAL_PREFIXES if under(path, (p,))]
+    if local:
+        return (f"rootfs {root_path} is under {local[0]}, which only this login node has: Slurm does not copy "
+                f"bundles and the compute nodes cannot see it. Fix: {fix}")
+    if mountinfo is None:
+        mountinfo = read_mountinfo()
+    fstype = filesystem_of(path, parse_mountinfo(mountinfo))
+    if fstype in NAMESPACE_LOCAL_ROOTFS_TYPES:
+        return (f"rootfs {root_path} is an {fstype} mount made on this login node: the compute nodes cannot "
+                f"see it. Fix: {fix}")
+    return None
+
+
 def mapped_root_error(root_path: str, linux: dict) -> str | None:
     """With uid mappings the node's runtime mounts the rootfs as the container's root (a host
     uid such as 100000): every directory above it must let that uid through. The error to

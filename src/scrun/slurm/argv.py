@@ -37,18 +37,34 @@ def build_srun_argv(
     args: Sequence[str],
     slurm_version: tuple[int, ...],
     verbose: bool = False,
+    guard: str | None = None,
+    guard_prolog: str | None = None,
 ) -> list[str]:
     """The container step (upstream scrun's line, minus its /bin/sh wrapper: we resolve srun ourselves).
-    verbose: srun says when the tasks have started (core.stderrfilter drops its other lines)."""
+    verbose: srun says when the tasks have started (core.stderrfilter drops its other lines).
+    guard: the node guard's directory (core.nodeguard): its prolog is the step's --task-prolog
+    (it runs the caller's, see split_task_prolog) and, unless the caller chose one, its --chdir."""
     argv = [srun, *srun_args, f"--jobid={job_id}", f"--job-name={step_name}", "--no-kill"]
     if verbose:
         argv.append("--verbose")
     if finds_step_by_container_id(slurm_version):
         argv.append(f"--container-id={container_id}")
     argv += [f"--container={bundle}", "--export=NONE", *step_args]
+    if guard is not None and guard_prolog is not None:
+        argv.append(f"--task-prolog={guard_prolog}")
+        if not any(a.startswith("--chdir=") for a in step_args):
+            argv.append(f"--chdir={guard}")
     if pty:
         argv.append("--pty")
     return [*argv, "--", *args]
+
+
+def split_task_prolog(step_args: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
+    """step_args without the caller's --task-prolog (SCRUN_TASK_PROLOG), and that program: srun
+    takes one, and the node guard runs it after its own check."""
+    rest = tuple(a for a in step_args if not a.startswith("--task-prolog="))
+    given = [a.split("=", 1)[1] for a in step_args if a.startswith("--task-prolog=")]
+    return rest, (given[-1] if given else None)
 
 
 def build_remote_command_argv(srun: str, srun_args: Sequence[str], job_id: int, script: str) -> list[str]:
