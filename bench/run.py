@@ -242,18 +242,19 @@ def lane_jobs() -> set[str]:
 
 
 def prepare_upstream(tmp: pathlib.Path) -> str:
-    """A runtime path for upstream's scrun: it needs a scrun.lua (ours does not) and must be
+    """A runtime path for upstream's scrun: it needs a scrun.lua (the seed's example) and must be
     told its state root, and podman passes runtime flags only as `--name`, never `-f`."""
     etc = tmp / "upstream-etc"
     etc.mkdir()
     for name in ("slurm.conf", "oci.conf", "cgroup.conf"):
         if os.path.exists(f"/etc/slurm/{name}"):
             shutil.copy2(f"/etc/slurm/{name}", etc / name)
-    (etc / "scrun.lua").write_text(
-        "function slurm_scrun_stage_in(id, bundle, spool_dir, config_file, job_id, user_id, group_id, job_env)\n"
-        "  return slurm.SUCCESS\nend\n"
-        "function slurm_scrun_stage_out(id, bundle, orig_bundle, root_path, orig_root_path, spool_dir, config_file, jobid, user_id, group_id)\n"
-        "  return slurm.SUCCESS\nend\nreturn slurm.SUCCESS\n")
+    # The man page's rsync example onto /scratch: on the topology, the only way podman's bundle
+    # (login-local) reaches a node for upstream's scrun.
+    sys.path.insert(0, str(REPO / "tools"))
+    from cluster.seedlua import seed_example  # noqa: E402
+
+    (etc / "scrun.lua").write_text(seed_example())
     wrapper = tmp / "scrun-upstream"
     wrapper.write_text(f'#!/bin/sh\nexec {UPSTREAM} -f {etc}/slurm.conf --root {UPSTREAM_ROOT} "$@"\n')
     wrapper.chmod(0o755)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import IMAGE, SEED, sh
+from conftest import IMAGE, SEED, cluster_tool, sh
 
 pytestmark = pytest.mark.e2e
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -60,20 +60,9 @@ def test_broken_script_fails_with_its_line(conf_dir):
     assert b"scrun.lua:2" in proc.stderr or b"scrun.lua:1" in proc.stderr
 
 
-# The seed's scratch_path is /run/user/, which the cluster's nodes do not see: as the man page says,
-# a site points it at its shared filesystem (each user's copies under /scratch/seed-<uid>/).
-SEED_SCRATCH_PATH = "/scratch/seed-"
-
-
-def seed_example() -> str:
-    """The man page's example as written, but for its scratch_path: the one line a site sets."""
-    text = SEED.read_text()
-    start = text.index("local json = require 'json'")
-    end = text.index("return slurm.SUCCESS", text.index("slurm.log_info(\"initialized scrun.lua\")")) + len("return slurm.SUCCESS")
-    example = text[start:end] + "\n"
-    line = 'local scratch_path = "/run/user/"'
-    assert example.count(line) == 1, "the seed's scratch_path line changed"
-    return example.replace(line, f'local scratch_path = "{SEED_SCRATCH_PATH}"')
+_seedlua = cluster_tool("seedlua")
+SEED_SCRATCH_PATH = _seedlua.SEED_SCRATCH_PATH
+seed_example = _seedlua.seed_example  # the seed's text as written, but for scratch_path
 
 
 @pytest.mark.skipif(not SEED.exists(), reason="shared/seed/scrun.1.txt is not next to the repository")
