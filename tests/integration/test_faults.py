@@ -5,7 +5,9 @@ STOP_BOUND seconds (or keeps running and ends normally, for faults it must survi
 succeeds, and nothing of it is left: no job, no anchor/salloc/srun process, no state dir or socket.
 """
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,6 +150,34 @@ def test_all_anchors_killed_at_once_then_delete_force(container, scrun):
     for c in several:
         wait_for(lambda c=c: scrun.state(c.cid)["status"] == "stopped", STOP_BOUND, "stopped")
         c.delete_and_nothing_left(force=True)
+
+
+def test_a_login_node_restart_leaves_jobs_that_list_kill_and_delete_find(container, scrun):
+    """The login node restarts under running containers: every process scrun started dies at once
+    (anchor, salloc, srun) and the state root (a tmpfs) comes back empty, while the jobs live on.
+    `list` shows them (`orphaned`, with their jobs), `kill` signals one, `delete` cancels each and
+    removes its staged copy; without a job, delete still says the container does not exist."""
+    running, created = container(args=("sh", "-c", "trap 'echo got-term; exit 0' TERM; sleep 300 & wait")), container()
+    running.start()
+    copies = [scrun.record(c.cid).get("stage_copy") for c in (running, created)]
+    for c in (running, created):
+        for pid in c.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda c=c: not [p for p in c.processes if alive(p)], GONE_BOUND, "the processes to die")
+        shutil.rmtree(scrun.root / c.cid)
+    listed = {row["id"]: row for row in json.loads(scrun("list", "--format", "json").stdout)}
+    for c in (running, created):
+        assert listed[c.cid]["status"] == "orphaned" and listed[c.cid]["job"] == c.job, listed
+    assert scrun("kill", running.cid, "SIGTERM").returncode == 0
+    assert scrun("delete", running.cid).returncode == 0
+    assert scrun("delete", "--force", created.cid).returncode == 0
+    wait_for(lambda: not jobs_named([f"scrun:{running.cid[:12]}", f"scrun:{created.cid[:12]}"]), GONE_BOUND,
+             "the jobs to go")
+    assert not [c for c in copies if c and os.path.lexists(c)], copies
+    assert running.cid not in scrun("list", "--quiet").stdout
+    gone = scrun("delete", running.cid)
+    assert gone.returncode != 0 and "does not exist" in gone.stderr, gone.stderr
 
 
 def _slurmctld_pid() -> int:

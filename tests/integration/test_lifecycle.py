@@ -344,8 +344,9 @@ def test_the_step_is_found_the_way_the_slurm_version_allows(scrun, make_bundle, 
     assert scrun.create(cid, make_bundle(["sleep", "60"]), global_args=("-f", str(conf_dir / "slurm.conf"))).returncode == 0
     assert scrun("start", cid).returncode == 0
     assert scrun("kill", cid, "KILL").returncode == 0
-    assert scrun.wait_stopped(cid, 30)["exit_code"] == 137
+    record = scrun.wait_stopped(cid, 30)
     log = (scrun.root / cid / "anchor.log").read_text()
+    assert record["exit_code"] == 137, (record, log)
     by_id = slurm_version() >= (23, 2)
     assert (f"--container-id={cid}" in log) is by_id
     found = re.findall(r"container steps \['(\w+)'\] found by (--container-id|step name)", log)

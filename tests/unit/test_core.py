@@ -393,3 +393,17 @@ def test_the_filter_notices_a_cancelled_step():
     other = StderrFilter()
     other.feed(b"slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-30T14:00:00 ***\n")
     assert not other.step_cancelled  # the job's cancellation is salloc's news (revoked)
+
+
+@pytest.mark.parametrize("line, oom", [
+    # slurmstepd's words (task_cgroup_memory.c) in 22.05 and in 24.11
+    (b"slurmstepd: error: Detected 1 oom-kill event(s) in StepId=12.0. Some of your processes may have been killed "
+     b"by the cgroup out-of-memory handler.\n", True),
+    (b"slurmstepd-n1: error: Detected 2 oom_kill events in StepId=12.0. Some of the step tasks have been OOM Killed.\n", True),
+    (b"my program: Detected 1 oom-kill event\n", False),
+    (b"out of memory\n", False),
+])
+def test_slurmstepds_out_of_memory_line_is_recognised_at_a_line_start(line, oom):
+    from scrun.core.stderrfilter import OUT_OF_MEMORY
+
+    assert bool(OUT_OF_MEMORY.search(b"container output\n" + line)) is oom

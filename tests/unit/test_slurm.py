@@ -35,6 +35,23 @@ def test_srun_argv_verbose_for_the_tasks_started_line():
     assert "--verbose" not in srun_argv((24, 11, 5))
 
 
+def test_the_job_comment_names_the_container_and_finds_it_again():
+    from scrun.slurm.argv import JOB_COMMENT_PREFIX, OWN_JOBS_FORMAT, build_own_jobs_argv, job_comment
+    from scrun.slurm.parse import parse_own_jobs
+
+    comment = job_comment("c0ffee", "login1:/run/scrun")
+    argv = build_salloc_argv("salloc", ("--time=7",), "scrun:web", comment)
+    assert argv[:4] == ["salloc", "--time=7", "--job-name=scrun:web", "--comment=scrun:c0ffee login1:/run/scrun"]
+    assert not any(a.startswith("--comment=scrun") for a in build_salloc_argv("salloc", ("--comment=mine",), "x", comment))
+    assert build_own_jobs_argv("squeue", 1000) == ["squeue", "--noheader", "--user=1000", f"--format={OWN_JOBS_FORMAT}"]
+    out = ("12|RUNNING|None|n1|scrun:c0ffee login1:/run/scrun\n13|PENDING|Resources||scrun:beef login1:/run/scrun\n"
+           "14|RUNNING|None|n2|a|b comment\n15|RUNNING|None|n3|(null)\n16|RUNNING|None|n1|scrun:other login2:/run/scrun\n"
+           "17|RUNNING|None|n1|scrun:elsewhere login1:/tmp/root\nnot a line\n")
+    jobs = parse_own_jobs(out, JOB_COMMENT_PREFIX, "login1:/run/scrun")
+    assert sorted(jobs) == ["beef", "c0ffee"], "another login node's or root's containers are not ours to find"
+    assert jobs["c0ffee"] == [(12, ("RUNNING", "", "n1"))] and jobs["beef"] == [(13, ("PENDING", "Resources", ""))]
+
+
 def test_salloc_argv_holds_allocation():
     argv = build_salloc_argv("salloc", ("--time=7",), "scrun:x")
     assert argv[:3] == ["salloc", "--time=7", "--job-name=scrun:x"]

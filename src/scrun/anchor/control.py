@@ -115,6 +115,7 @@ class ControlServer:
             # set its handlers (OCI's killsig: sh's trap): deliver it once the process runs.
             # SIGKILL needs no handler, and stopping a launching step has its own path.
             await self._tasks_running(STEP_START_WAIT)
+        self.signalled = sig
         await self._signal_step(sig)
         if sig == signal.SIGKILL:
             self._resend_task = asyncio.ensure_future(self._resend_kill())

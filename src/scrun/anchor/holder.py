@@ -39,9 +39,15 @@ def base_env(req: AnchorRequest) -> dict[str, str]:
     return {"PATH": req.path_env, "SLURM_CONF": req.slurm_conf}
 
 
+def state_place(root: str) -> str:
+    """`<host>:<root>`: which login node and state root a job's container belongs to (cli.orphans)."""
+    return f"{os.uname().nodename}:{root}"
+
+
 def holder_argv(req: AnchorRequest) -> list[str]:
     salloc = os.path.join(os.path.dirname(req.srun_path), "salloc") if os.path.isabs(req.srun_path) else "salloc"
-    return slurm_argv.build_salloc_argv(salloc, req.job_args, req.job_name)
+    comment = slurm_argv.job_comment(req.id, state_place(req.root))
+    return slurm_argv.build_salloc_argv(salloc, req.job_args, req.job_name, comment)
 
 
 def holder_env(req: AnchorRequest, script_env: dict[str, str]) -> dict[str, str]:

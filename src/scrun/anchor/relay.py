@@ -10,6 +10,7 @@ from typing import NamedTuple
 class RelayResult(NamedTuple):
     last_line: str        # the last line passed on
     step_cancelled: bool  # slurmstepd said the step was cancelled (its line is not passed on)
+    out_of_memory: bool = False  # slurmstepd saw the kernel's OOM killer in the step (its line passes)
 
 
 async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_verbose: bool = False,
@@ -20,7 +21,7 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
     AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
     `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run.
     """
-    from scrun.core.stderrfilter import TAIL_BYTES, StderrFilter, last_line
+    from scrun.core.stderrfilter import OUT_OF_MEMORY, TAIL_BYTES, StderrFilter, last_line
 
     filt = StderrFilter(srun_verbose=srun_verbose)
     tail = b""
@@ -46,4 +47,5 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
         pass  # the reader of the container's stderr went away
     finally:
         os.close(dest_fd)
-    return RelayResult(last_line(tail).decode(errors="replace").strip(), filt.step_cancelled)
+    return RelayResult(last_line(tail).decode(errors="replace").strip(), filt.step_cancelled,
+                       bool(OUT_OF_MEMORY.search(tail)))

@@ -28,7 +28,7 @@ from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
 from scrun.anchor.relay import relay_filtered
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
-from scrun.core.nodeguard import GUARD_SCRIPT_NAME, refusal_reason
+from scrun.core.nodeguard import GUARD_KILLED, GUARD_SCRIPT_NAME, refusal_reason
 from scrun.core.signals import signal_name
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
@@ -84,6 +84,7 @@ class Anchor(ControlServer, NodeSide, Container):
         self._resend_task: asyncio.Future | None = None
         self.launching = False
         self.guard: str | None = None  # the node guard's directory (core.nodeguard), once launched
+        self.signalled: int | None = None  # the last signal `kill` sent to the step
 
     # ------------------------------------------------------------------ helpers
 
@@ -426,10 +427,10 @@ class Anchor(ControlServer, NodeSide, Container):
             await self._stop_step(waiter)
         self.record.step_ended = time.time()  # saved with the exit code, in _finish
         stop.cancel()
-        last_stderr, step_cancelled = "", False
+        last_stderr, step_cancelled, out_of_memory = "", False, False
         if self.stderr_relay is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                last_stderr, step_cancelled = await asyncio.wait_for(self.stderr_relay, 10)
+                last_stderr, step_cancelled, out_of_memory = await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
         if code == 0 and self.allocation is not None and await self.allocation.was_revoked():
             # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
@@ -458,12 +459,22 @@ class Anchor(ControlServer, NodeSide, Container):
             self.stop_reason = refusal_reason(refused)
             code = NEVER_STARTED_EXIT_CODE
             self.log.error("%s", self.stop_reason)
+        elif code and self.signalled is not None and GUARD_KILLED in last_stderr:
+            # The signal reached the step while the guard ran, before the container's process
+            # existed: slurmstepd reports the prolog's failure (exit 1); the signal ended it.
+            code = exit_code_for_signal(self.signalled)
+            self.stop_reason = f"killed by {signal_name(self.signalled)} before its process started"
+            self.log.info("%s", self.stop_reason)
         elif code and waiter in done and self.stop_code is None and not self.tasks_started.is_set():
             # srun ended before any task ran: the node could not launch the step (it cannot see the
             # bundle, slurmstepd refused it …). srun then exits 130, which engines read as SIGINT.
             self.stop_reason = (f"the container never started: its step failed to launch on its node (srun exited "
                                 f"{code})" + (f": {last_stderr}" if last_stderr else ""))
             code = NEVER_STARTED_EXIT_CODE
+            self.log.error("%s", self.stop_reason)
+        if code and out_of_memory and not self.stop_reason:
+            self.stop_reason = (f"the container ran out of memory: the kernel's OOM killer ended it on its node (exit "
+                                f"{code}); raise its memory limit (--memory, SCRUN_MEM_PER_NODE)")
             self.log.error("%s", self.stop_reason)
         if code and not self.stop_reason:
             # The node's runtime and the container share this stream: the last line is the

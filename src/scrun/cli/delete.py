@@ -25,6 +25,13 @@ def run(settings, args) -> int:
     try:
         doc = read_record(settings.root, container_id)
     except ContainerNotFoundError:
+        from scrun.cli.orphans import orphan_jobs, remove_orphan_stage_copy, signal_orphan
+
+        lost = orphan_jobs(settings, container_id).get(container_id)
+        if lost:  # its login node restarted: the job is all that is left of it
+            signal_orphan(settings, lost, None)
+            remove_orphan_stage_copy(settings, container_id)
+            return 0
         if not args.force:
             raise
         remove_state(settings.root, container_id)  # runc: --force succeeds, clears a half-made dir

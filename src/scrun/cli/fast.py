@@ -95,10 +95,26 @@ def parse_fast(argv: list[str]) -> FastArgs | None:
 
 
 class FastSettings:
-    """The part of Settings the post-create verbs use: the state root."""
+    """The part of Settings the post-create verbs use: the state root; the rest (only a
+    container this login node lost needs it, cli.orphans) when first asked for."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, slurm_conf_flag: str | None = None):
         self.root = root
+        self._slurm_conf_flag = slurm_conf_flag
+
+    @property
+    def identity(self):
+        from scrun.config.paths import read_identity
+
+        return read_identity()
+
+    @property
+    def slurm_conf(self) -> str:
+        import os
+
+        from scrun.config.defaults import resolve_slurm_conf
+
+        return resolve_slurm_conf(self._slurm_conf_flag, os.environ)
 
 
 def resolve_root(args: FastArgs) -> str:
@@ -141,4 +157,4 @@ def run_verb(args: FastArgs) -> int:
         from scrun.cli import kill as verb
     else:
         from scrun.cli import delete as verb
-    return verb.run(FastSettings(resolve_root(args)), args)
+    return verb.run(FastSettings(resolve_root(args), args.slurm_conf), args)

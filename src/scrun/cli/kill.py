@@ -6,7 +6,7 @@ import os
 from scrun.core.ids import validate_container_id
 from scrun.core.signals import parse_signal
 from scrun.core.status import can_kill
-from scrun.errors import InvalidStatusError
+from scrun.errors import ContainerNotFoundError, InvalidStatusError
 from scrun.store.live import SOCKET_NAME, live_status, read_record
 
 USAGE = "kill [--all] <container-id> [signal]"
@@ -23,7 +23,16 @@ def run(settings, args) -> int:
 
     container_id = validate_container_id(args.id)
     sig = parse_signal(args.signal)
-    doc = read_record(settings.root, container_id)
+    try:
+        doc = read_record(settings.root, container_id)
+    except ContainerNotFoundError:
+        from scrun.cli.orphans import orphan_jobs, signal_orphan
+
+        lost = orphan_jobs(settings, container_id).get(container_id)
+        if not lost:
+            raise
+        signal_orphan(settings, lost, sig)  # its login node restarted: signal the job's steps
+        return 0
     if not can_kill(live_status(doc)):
         if args.all:
             return 0  # runc: --all on a stopped container is not an error

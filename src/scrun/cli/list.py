@@ -32,15 +32,16 @@ def job_info(job_ids: list[int]) -> dict:
     return parse_job_info(proc.stdout.decode(errors="replace"))
 
 
-def rows(root: str) -> list[dict[str, object]]:
+def rows(settings) -> list[dict[str, object]]:
     """State documents (plus `job`, `job_state`, `nodes`, `reason`) of every readable container; a
     half-made one is skipped, as runc does. A job squeue no longer knows has ended: its last
-    state is the one its anchor recorded."""
+    state is the one its anchor recorded. Then the containers this login node lost (orphan_rows)."""
+    root = settings.root
     check_state_root(root)
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:
-        return []
+        names = []  # emptied by a restart, say: its containers' jobs may live on (orphan_rows)
     records = []
     for name in names:
         try:
@@ -58,6 +59,19 @@ def rows(root: str) -> list[dict[str, object]]:
         state["nodes"] = info.nodes if info else doc.get("nodes", "")
         state["reason"] = info.reason if info else doc.get("pending_reason", "")
         out.append(state)
+    return out + orphan_rows(settings)
+
+
+def orphan_rows(settings) -> list[dict[str, object]]:
+    """Containers this login node lost (cli.orphans), status `orphaned`, with their jobs."""
+    from scrun.cli.orphans import orphan_jobs
+
+    out = []
+    for cid, jobs in sorted(orphan_jobs(settings).items()):
+        job, info = jobs[0]
+        out.append({"ociVersion": "", "id": cid, "pid": 0, "status": "orphaned", "bundle": "", "created": "",
+                    "owner": "", "job": job, "job_state": info.state, "nodes": info.nodes,
+                    "reason": "no state on this login node: scrun delete cancels its job"})
     return out
 
 
@@ -75,7 +89,7 @@ def table(states: list[dict[str, object]]) -> str:
 
 
 def run(settings, args) -> int:
-    states = rows(settings.root)
+    states = rows(settings)
     if args.quiet:
         print_text("".join(f"{s['id']}\n" for s in states))
     elif args.format == "json":

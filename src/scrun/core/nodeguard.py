@@ -24,6 +24,9 @@ GUARD_ENV = "SCRUN_NODE_GUARD"
 GUARD_ANNOTATION = "org.slurm.scrun.node-guard"
 GUARD_SCRIPT_NAME = "prolog"
 REFUSED_PREFIX = "refused-"
+# slurmstepd's line when the prolog failed, or was killed: a signal sent to the step while the
+# guard runs ends it there (the task then exits 1, before the container's process exists).
+GUARD_KILLED = "--task-prolog failed"
 # Where slurmstepd's container setup merges config.json's env into the task's (see above).
 ENV_MERGED_FROM = (23, 2)
 

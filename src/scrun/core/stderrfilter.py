@@ -26,6 +26,9 @@ NOISE = re.compile(
 _PREFIXES = (b"srun: ", b"slurmstepd")
 TASKS_STARTED = re.compile(rb"^srun: (?:launch/slurm: _task_start: )?Node \S+, \d+ tasks? started\r?\n$")
 _KEPT_IN_VERBOSE = (b"srun: error: ", b"srun: fatal: ", b"srun: warning: ")
+# slurmstepd's word that the kernel's OOM killer ended processes of the step (22.05: "oom-kill
+# event(s)", later "oom_kill event"): the line is the user's to see, as it is; the anchor names it.
+OUT_OF_MEMORY = re.compile(rb"(?m)^slurmstepd(?:-\S+)?: error: Detected \d+ oom[-_]kill event")
 # slurmstepd's word that the step was cancelled (scancel of the step or the job, time limit).
 STEP_CANCELLED = re.compile(rb"^slurmstepd(?:-\S+)?: error: \*\*\* STEP \S+ ON \S+ CANCELLED AT ")
 

@@ -16,12 +16,33 @@ HOLDER_READY_MARK = b"\0" + HOLDER_READY.encode() + b"\0"
 CONTAINER_ID_MIN_VERSION = (23, 2)
 
 
-def build_salloc_argv(salloc: str, job_args: Sequence[str], job_name: str) -> list[str]:
+# The job's comment names its container and where its state lives (`scrun:<id> <host>:<root>`):
+# what finds a job whose login node lost its anchor and state (a reboot). The job name is the
+# engine's container name, and a user may set it; ids have no space (core.ids).
+JOB_COMMENT_PREFIX = "scrun:"
+
+
+def job_comment(container_id: str, where: str) -> str:
+    return f"{JOB_COMMENT_PREFIX}{container_id} {where}"
+
+
+def build_salloc_argv(salloc: str, job_args: Sequence[str], job_name: str, comment: str | None = None) -> list[str]:
     """salloc that holds the allocation for the life of the container."""
     argv = [salloc, *job_args]
     if not any(a.startswith("--job-name") for a in job_args):
         argv.append(f"--job-name={job_name}")
+    if comment is not None and not any(a.startswith("--comment") for a in job_args):
+        argv.append(f"--comment={comment}")
     return [*argv, "--", "/bin/sh", "-c", HOLDER_SCRIPT]
+
+
+# Fields of build_own_jobs_argv: the comment last (it may hold "|").
+OWN_JOBS_FORMAT = "%i|%T|%r|%N|%k"
+
+
+def build_own_jobs_argv(squeue: str, uid: int) -> list[str]:
+    """Every job of `uid` squeue knows, with its comment (parse.parse_own_jobs)."""
+    return [squeue, "--noheader", f"--user={uid}", f"--format={OWN_JOBS_FORMAT}"]
 
 
 def build_srun_argv(

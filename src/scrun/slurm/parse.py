@@ -118,6 +118,22 @@ class JobInfo(NamedTuple):
     nodes: str    # the node list once it runs; "" before
 
 
+def parse_own_jobs(text: str, comment_prefix: str, where: str) -> dict[str, list[tuple[int, JobInfo]]]:
+    """squeue with slurm.argv.OWN_JOBS_FORMAT → {container id: [(job id, JobInfo)]} for the jobs
+    whose comment is slurm.argv.job_comment(<container id>, where); other lines are skipped."""
+    out: dict[str, list[tuple[int, JobInfo]]] = {}
+    for line in text.splitlines():
+        fields = line.rstrip("\n").split("|", 4)
+        if len(fields) != 5 or not fields[0].strip().isdigit() or not fields[4].startswith(comment_prefix):
+            continue
+        container_id, _, their_where = fields[4][len(comment_prefix):].partition(" ")
+        if container_id and their_where.rstrip() == where:
+            state, reason, nodes = (f.strip() for f in fields[1:4])
+            out.setdefault(container_id, []).append(
+                (int(fields[0]), JobInfo(state, "" if reason == "None" else reason, nodes)))
+    return out
+
+
 def parse_job_info(text: str) -> dict[int, JobInfo]:
     """squeue with slurm.argv.JOB_INFO_FORMAT → {job id: JobInfo}; other lines are skipped.
 
