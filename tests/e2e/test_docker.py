@@ -163,6 +163,16 @@ def test_missing_or_not_executable_command_exits_as_with_runc(docker_ready, comm
     assert proc.returncode == code, proc.stderr
 
 
+@pytest.mark.parametrize("code", [0, 3])
+def test_output_without_a_final_newline_arrives_exactly(docker_ready, code):
+    """The case issue 33 found on 24.11: stderr `errsrun: Received task exit notification …`."""
+    script = f"printf out; printf err >&2; exit {code}"
+    baseline = docker("run", "--rm", IMAGE, "sh", "-c", script, runtime="runc")
+    assert (baseline.returncode, baseline.stdout, baseline.stderr) == (code, b"out", b"err"), "the baseline"
+    proc = docker("run", "--rm", IMAGE, "sh", "-c", script)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (code, b"out", b"err")
+
+
 def test_job_options_from_docker_env(name):
     docker("run", "-d", "--name", name, "-e", "SCRUN_JOB_NAME=docker-named", "-e", "SCRUN_TIMELIMIT=7", IMAGE, "sleep", "30",
            check=True)

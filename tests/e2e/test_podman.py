@@ -75,6 +75,18 @@ def test_large_output_is_byte_exact_and_stderr_separate(podman_ready):
     assert both.stdout == b"OUT\n" and b"ERR\n" in both.stderr and b"OUT" not in both.stderr
 
 
+@pytest.mark.parametrize("code", [0, 3])
+def test_output_without_a_final_newline_arrives_exactly(podman_ready, code):
+    """srun's own end-of-step line (24.11's --verbose "Received task exit notification", or
+    "task 0: Exited with exit code 3") follows the container's last bytes: it must not be glued
+    to an unfinished line (issue 33). As with crun."""
+    script = f"printf out; printf err >&2; exit {code}"
+    proc = podman("run", "--rm", IMAGE, "sh", "-c", script)
+    baseline = podman("run", "--rm", IMAGE, "sh", "-c", script, runtime="crun")
+    assert (baseline.returncode, baseline.stdout, baseline.stderr) == (code, b"out", b"err"), "the baseline"
+    assert (proc.returncode, proc.stdout, proc.stderr) == (code, b"out", b"err")
+
+
 def test_detached_ps_logs_wait_rm(podman_ready, name):
     podman("run", "-d", "--name", name, IMAGE, "sh", "-c", "echo started; sleep 1; exit 5", check=True)
     wait_for(lambda: b"started" in podman("logs", name).stdout, 30, "logs")

@@ -134,3 +134,20 @@ def test_settings_object_is_frozen(tmp_path):
     with pytest.raises(ConfigError, match="SCRUN_DEBUG"):
         build_settings(root_flag=None, slurm_conf_flag=None, env={"SCRUN_DEBUG": "x"}, identity=_ids(0), verbose=0,
                        debug=False, log_file=None, log_format=None)
+
+
+def test_scrun_conf_names_staging_and_the_node_guard(tmp_path):
+    from scrun.config.settings import load_site_staging
+    from scrun.errors import ConfigError
+
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    slurm_conf = str(tmp_path / "slurm.conf")
+    assert load_site_staging(slurm_conf) == (None, (), True)  # no scrun.conf: no staging, guarded
+    (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths=/home,/scratch\n")
+    assert load_site_staging(slurm_conf) == (str(stage), ("/home", "/scratch", str(stage)), True)
+    (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nNodeGuard=no\n")
+    assert load_site_staging(slurm_conf).node_guard is False
+    (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nNodeGuard=maybe\n")
+    with pytest.raises(ConfigError, match=r"scrun.conf:2: NodeGuard must be yes or no, got 'maybe'"):
+        load_site_staging(slurm_conf)

@@ -233,6 +233,37 @@ def test_without_verbose_srun_info_lines_still_pass_and_nothing_is_said_started(
     assert not f.tasks_started
 
 
+EXIT_24_11 = b"srun: Received task exit notification for 1 task of StepId=235.0 (status=0x0000).\n"
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_srun_lines_glued_to_a_container_line_without_newline_are_cut_off(verbose):
+    """`printf out; printf err >&2`: the container's stderr ends without a newline, and srun's
+    own line follows it: in the same read, or in the next one. The container's bytes arrive exactly."""
+    f = StderrFilter(srun_verbose=verbose)
+    assert f.feed(b"err" + b"srun: error: n1: task 0: Exited with exit code 3\n") + f.flush() == b"err"
+    f = StderrFilter(srun_verbose=verbose)
+    assert f.feed(b"err") + f.feed(b"srun: error: n1: task 0: Exited with exit code 3\n") + f.flush() == b"err"
+    f = StderrFilter(srun_verbose=True)
+    assert f.feed(b"err") + f.feed(EXIT_24_11) + f.flush() == b"err"
+    f = StderrFilter(srun_verbose=True)
+    assert f.feed(b"err" + EXIT_24_11) + f.flush() == b"err"
+    f = StderrFilter()
+    assert f.feed(b"x") + f.feed(b"slurmstepd: error: *** STEP 6.0 ON n1 CANCELLED AT 2026-11-25T06:13:31 ***\n") == b"x"
+    assert f.step_cancelled
+
+
+def test_text_like_srun_inside_a_container_line_is_kept():
+    f = StderrFilter(srun_verbose=True)
+    data = b"see srun: the manual\nwhy srun: error: n1: task 0: Exited with exit code 3 and more\n"
+    assert f.feed(data) + f.flush() == data
+    f = StderrFilter(srun_verbose=True)
+    assert f.feed(b"abc") + f.feed(b"srun: a line the container writes\n") + f.flush() == b"abc"  # srun's by its shape
+    f = StderrFilter()
+    assert f.feed(b"abc") + f.feed(b"srun: a line the container writes\n") + f.flush() == \
+        b"abcsrun: a line the container writes\n"  # not an exact status line: the container's
+
+
 @given(st.lists(st.binary(max_size=40), max_size=20))
 def test_filter_is_byte_exact_without_noise(chunks):
     data = b"".join(chunks)

@@ -11,8 +11,10 @@ LANE_PACKAGES = [
     "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
     "iproute2", "procps", "python3-venv", "docker.io", "rootlesskit",
 ]
-# Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io).
-SUITE_EXTRA = {"trixie": ["docker-cli"]}
+# Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io),
+# or that only a release's lane uses: lua-json is the `json` module the man page's scrun.lua
+# requires, for upstream's C scrun (Lua 5.1) that trixie's slurm-client ships (bench/run.py).
+SUITE_EXTRA = {"trixie": ["docker-cli", "lua-json"]}
 
 
 def lane_packages(suite: str) -> list[str]:

@@ -228,7 +228,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             file_level=anchor_log.file_level, syslog_level=anchor_log.syslog_level, path_env=path_env,
             lua_timeout=settings.lua_timeout,
             stage_dir=None if lua_script else staging.stage_dir, shared_paths=staging.shared_paths,
-            node_guard=not oci.ignore_file_config_json,
+            node_guard=staging.node_guard and not oci.ignore_file_config_json,
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:

@@ -104,7 +104,9 @@ def check_staging(settings) -> Check:
     kinds = ", ".join(f"{p} {'shared' if under(p, staging.shared_paths) else 'login-local (staged)'}"
                       for p in ENGINE_STORAGE if os.path.isdir(p))
     return Check("staging", True, f"StageDir {staging.stage_dir}; shared: {', '.join(staging.shared_paths)}"
-                 + (f"; {kinds}" if kinds else "") + "; nodes without oci.conf are guarded against")
+                 + (f"; {kinds}" if kinds else "")
+                 + ("; nodes without oci.conf are guarded against" if staging.node_guard else
+                    "; NodeGuard=no: a node without oci.conf would run a container's command on its host"))
 
 
 def check_state_root(settings) -> Check:

@@ -26,6 +26,12 @@ NOISE = re.compile(
 _PREFIXES = (b"srun: ", b"slurmstepd")
 TASKS_STARTED = re.compile(rb"^srun: (?:launch/slurm: _task_start: )?Node \S+, \d+ tasks? started\r?\n$")
 _KEPT_IN_VERBOSE = (b"srun: error: ", b"srun: fatal: ", b"srun: warning: ")
+# What `srun --verbose` says as the step ends (22.05 through its launch plugin, 24.11 bare): the
+# lines that follow the container's last bytes, and so are glued to them when those did not end
+# with a newline.
+VERBOSE_END = re.compile(
+    rb"^srun: (?:launch/slurm: _task_finish: )?(?:Received task exit notification for \d+ tasks? of StepId=\S+ "
+    rb"\(status=0x[0-9a-fA-F]+\)\.|\S+: tasks? [0-9,\-]+: (?:Completed|Exited with exit code \d+))\r?\n$")
 # slurmstepd's word that the kernel's OOM killer ended processes of the step (22.05: "oom-kill
 # event(s)", later "oom_kill event"): the line is the user's to see, as it is; the anchor names it.
 OUT_OF_MEMORY = re.compile(rb"(?m)^slurmstepd(?:-\S+)?: error: Detected \d+ oom[-_]kill event")
@@ -62,8 +68,25 @@ class StderrFilter:
             return True
         return False
 
+    def _glued(self, line: bytes) -> int:
+        """Where one of srun's exact status lines starts inside `line` (after a container's line
+        that did not end: `errsrun: error: n1: task 0: Exited …`), or -1."""
+        for prefix in _PREFIXES:
+            at = line.find(prefix, 1)
+            while at > 0:
+                rest = line[at:]
+                if NOISE.match(rest) or (self.srun_verbose and VERBOSE_END.match(rest)):
+                    self._is_noise(rest)  # what it says (a cancelled step) still counts
+                    return at
+                at = line.find(prefix, at + 1)
+        return -1
+
     def feed(self, chunk: bytes) -> bytes:
         out = bytearray()
+        if self._mid_line and chunk and _could_be_noise(chunk[:len(_PREFIXES[1])]):
+            # srun writes each of its lines whole: a read that starts with its prefix, after a
+            # container's line that did not end, is a line of srun's own (a new line starts).
+            self._mid_line = False
         data = self._held + chunk
         self._held = b""
         while data:
@@ -72,8 +95,9 @@ class StderrFilter:
                 if nl < 0:
                     out += data
                     return bytes(out)
-                out += data[: nl + 1]
-                data = data[nl + 1:]
+                line, data = data[: nl + 1], data[nl + 1:]
+                glued = self._glued(line)
+                out += line if glued < 0 else line[:glued]
                 self._mid_line = False
                 continue
             nl = data.find(b"\n")
@@ -86,7 +110,8 @@ class StderrFilter:
                 return bytes(out)
             line, data = data[: nl + 1], data[nl + 1:]
             if not self._is_noise(line):
-                out += line
+                glued = self._glued(line)
+                out += line if glued < 0 else line[:glued]
         return bytes(out)
 
     def flush(self) -> bytes:
