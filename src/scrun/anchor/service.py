@@ -28,8 +28,10 @@ from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
 from scrun.anchor.relay import relay_filtered
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
-from scrun.core.nodeguard import GUARD_KILLED, GUARD_SCRIPT_NAME, refusal_reason
+from scrun.core.nodeguard import GUARD_SCRIPT_NAME
 from scrun.core.signals import signal_name
+from scrun.core.stepend import StepEnd
+from scrun.core.stepend import decide as decide_step_end
 from scrun.core.status import Status
 from scrun.errors import ScrunError, SlurmError
 from scrun.slurm import argv as slurm_argv
@@ -46,9 +48,6 @@ STEP_STOP_TIMEOUT = 20.0
 RUNTIME_SETTLE = 0.1
 # How often a pending job's reason is refreshed (one squeue per pending container).
 PENDING_REFRESH = 5.0
-# The container never ran (its step failed to launch): not srun's 130, which reads as SIGINT;
-# 255, which runc's callers take for the runtime's failure.
-NEVER_STARTED_EXIT_CODE = 255
 
 
 class Anchor(ControlServer, NodeSide, Container):
@@ -432,54 +431,30 @@ class Anchor(ControlServer, NodeSide, Container):
             with contextlib.suppress(asyncio.TimeoutError):
                 last_stderr, step_cancelled, out_of_memory = await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
-        if code == 0 and self.allocation is not None and await self.allocation.was_revoked():
-            # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
-            code = exit_code_for_signal(signal.SIGKILL)
-            self.stop_reason = self.stop_reason or f"job {self.record.job_id} {self.allocation.end_cause}"
-            self.log.error("%s", self.stop_reason)
-        lost = self.allocation.node_failure if self.allocation is not None else None
-        if not lost and parse_node_failure(last_stderr) and self.allocation is not None and await self.allocation.was_revoked():
+        allocation = self.allocation
+        # salloc's word is awaited only where a rule asks for it (it may wait 0.3 s for salloc).
+        revoked = allocation is not None and (code == 0 or bool(parse_node_failure(last_stderr))) \
+            and await allocation.was_revoked()
+        lost = allocation.node_failure if allocation is not None else None
+        if not lost and revoked and parse_node_failure(last_stderr):
             # srun's line can come first; the container could print it too: salloc's revocation decides.
-            lost = self.allocation.node_failure or parse_node_failure(last_stderr)
-        if lost and (self.stop_code is None or self.job_ended_under_us):
-            # srun exits 0 or 1 when the node dies (24.11 varies): the container was killed with it,
-            # whether srun or salloc (whose stop then carries srun's code) told us first.
-            code = exit_code_for_signal(signal.SIGKILL)
-            self.stop_reason = f"job {self.record.job_id} {node_failure_cause(lost)}"
-            self.log.error("%s", self.stop_reason)
-        if code == 0 and step_cancelled and waiter in done and self.stop_code is None:
-            # 24.11's srun exits 0 when the step alone is cancelled: the container did not finish.
-            code = exit_code_for_signal(signal.SIGKILL)
-            self.stop_reason = f"step of job {self.record.job_id} was cancelled outside scrun"
-            self.log.error("%s", self.stop_reason)
-        if self.stop_code is not None and waiter not in done:
-            code = self.stop_code
-        refused = self._guard_refusals(self.guard) if code else []
-        if refused:
-            self.stop_reason = refusal_reason(refused)
-            code = NEVER_STARTED_EXIT_CODE
-            self.log.error("%s", self.stop_reason)
-        elif code and self.signalled is not None and GUARD_KILLED in last_stderr:
-            # The signal reached the step while the guard ran, before the container's process
-            # existed: slurmstepd reports the prolog's failure (exit 1); the signal ended it.
-            code = exit_code_for_signal(self.signalled)
-            self.stop_reason = f"killed by {signal_name(self.signalled)} before its process started"
-            self.log.info("%s", self.stop_reason)
-        elif code and waiter in done and self.stop_code is None and not self.tasks_started.is_set():
-            # srun ended before any task ran: the node could not launch the step (it cannot see the
-            # bundle, slurmstepd refused it …). srun then exits 130, which engines read as SIGINT.
-            self.stop_reason = (f"the container never started: its step failed to launch on its node (srun exited "
-                                f"{code})" + (f": {last_stderr}" if last_stderr else ""))
-            code = NEVER_STARTED_EXIT_CODE
-            self.log.error("%s", self.stop_reason)
-        if code and out_of_memory and not self.stop_reason:
-            self.stop_reason = (f"the container ran out of memory: the kernel's OOM killer ended it on its node (exit "
-                                f"{code}); raise its memory limit (--memory, SCRUN_MEM_PER_NODE)")
-            self.log.error("%s", self.stop_reason)
-        if code and not self.stop_reason:
-            # The node's runtime and the container share this stream: the last line is the
-            # runtime's reason when it refused the container, the container's own otherwise.
-            self.stop_reason = f"exit code {code}" + (f"; last stderr line: {last_stderr}" if last_stderr else "")
+            lost = parse_node_failure(last_stderr)
+        stop_reason = self.stop_reason
+        if self.job_ended_under_us and allocation is not None:
+            # salloc may say "revoked" before why (24.11: the time limit's own line after it).
+            stop_reason = f"job {self.record.job_id} {allocation.end_cause}"
+        verdict = decide_step_end(StepEnd(
+            returncode=self.srun.returncode, srun_ended=waiter in done, last_stderr=last_stderr,
+            step_cancelled=step_cancelled, out_of_memory=out_of_memory, revoked=revoked,
+            end_cause=allocation.end_cause if allocation is not None else "", job_id=self.record.job_id,
+            node_failure=node_failure_cause(lost) if lost else "", stop_code=self.stop_code,
+            stop_reason=stop_reason, job_ended_under_us=self.job_ended_under_us,
+            refused=tuple(self._guard_refusals(self.guard)), signalled=self.signalled,
+            tasks_started=self.tasks_started.is_set()))
+        code = verdict.code
+        if verdict.reason != self.stop_reason:
+            self.stop_reason = verdict.reason
+            (self.log.error if verdict.error else self.log.debug)("%s", verdict.reason)
         self.log.info("container step ended with exit code %d%s", code,
                       f" (last stderr line: {last_stderr})" if code and last_stderr else "")
         return code

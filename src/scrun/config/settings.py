@@ -126,7 +126,7 @@ def load_node_config(slurm_conf: str) -> OciConf:
 class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths node_guard", defaults=(None, (), True))):
     """scrun.conf's staging: StageDir (copies for the nodes, None: no built-in staging), the
     directories every compute node shares at the same path (StageDir among them), and NodeGuard
-    (core.nodeguard; `NodeGuard=no` saves its ~10 ms per step where every node has oci.conf)."""
+    (core.nodeguard; `NodeGuard=no` saves its 10-35 ms per step where every node has oci.conf)."""
 
     __slots__ = ()
 

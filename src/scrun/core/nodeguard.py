@@ -75,5 +75,5 @@ def refused_nodes(names: list[str]) -> list[str]:
 def refusal_reason(nodes: list[str]) -> str:
     where = ", ".join(nodes)
     return (f"the container did not run: Slurm on node {where} ignored --container (no oci.conf there) and "
-            f"would have run its command on the node itself; nothing ran. Fix: install oci.conf on {where}, "
-            "or keep jobs off it (SCRUN_EXCLUDE)")
+            f"would have run its command on the node itself; nothing ran. Fix: install oci.conf on {where}, or "
+            f"drain it (scontrol update nodename={','.join(nodes)} state=drain reason=no-oci.conf)")
