@@ -10,6 +10,7 @@ LANE_PACKAGES = [
     "slurmctld", "slurmd", "slurm-client", "munge", "crun", "podman", "conmon",
     "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
     "iproute2", "procps", "python3-venv", "docker.io", "rootlesskit",
+    "git",  # tests/integration/test_upgrade.py builds the previous release from the checkout's history
 ]
 # Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io),
 # or that only a release's lane uses: lua-json is the `json` module the man page's scrun.lua
