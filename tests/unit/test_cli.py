@@ -77,11 +77,23 @@ def test_bad_debug_env_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("verb", ["pause", "resume", "ps", "update", "run", "checkpoint", "restore",
-                                  "events", "spec", "features"])
+                                  "events", "spec"])
 def test_other_runc_verbs_say_why_not(verb, tmp_path):
     proc = run_cli("--root", str(tmp_path), verb, "--process", "/p", "--detach", "c")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith(f"scrun: error: `{verb}` is not supported by scrun: ") and proc.stderr.count("\n") == 1
+
+
+def test_features_is_runtime_specs_document(tmp_path):
+    """dockerd and containerd ask each runtime for it at start-up (dockerd warned without it)."""
+    import json
+
+    proc = run_cli("--root", str(tmp_path), "features")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ociVersionMin"] == "1.0.0" and doc["ociVersionMax"] == "1.0.2"
+    assert "poststop" in doc["hooks"] and "linux" not in doc  # the node's runtime decides: unknown here
+    assert doc["annotations"]["org.slurm.scrun.version"]
 
 
 def test_unknown_signal_is_one_clear_line(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from scrun.errors import ScrunError
 
-USAGE = "<pause|resume|ps|update|run|checkpoint|restore|events|spec|features> …"
+USAGE = "<pause|resume|ps|update|run|checkpoint|restore|events|spec> …"
 
 REASONS = {
     "pause": "Slurm can suspend whole jobs only: `scontrol suspend <job>` (root)",
@@ -15,7 +15,6 @@ REASONS = {
     "restore": "Slurm jobs have no container checkpointing",
     "events": "there are no local cgroup events; use `sstat --jobs <job>`",
     "spec": "write config.json with `crun spec` or `runc spec`",
-    "features": "not implemented yet",
 }
 
 
