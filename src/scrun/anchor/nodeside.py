@@ -15,7 +15,7 @@ from scrun.core.mounts import node_visible_path, read_mountinfo
 from scrun.core.nodeguard import GUARD_SCRIPT_NAME, REFUSED_PREFIX, guard_config, guard_script, refused_nodes
 from scrun.core.nodebundle import NODE_RESOLVES_COMMAND_FROM, needs_rootfs_shim, node_command, node_config, shim_config
 from scrun.errors import ScrunError
-from scrun.store.records import write_json_atomic
+from scrun.store.records import write_json_atomic, write_text_atomic
 
 
 class NodeSide:
@@ -82,12 +82,7 @@ class NodeSide:
         for name in os.listdir(guard):  # a start after a refused one: only this run's refusals count
             if name.startswith(REFUSED_PREFIX):
                 os.unlink(os.path.join(guard, name))
-        path = os.path.join(guard, GUARD_SCRIPT_NAME)
-        tmp = f"{path}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o700)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.rename(tmp, path)
+        write_text_atomic(os.path.join(guard, GUARD_SCRIPT_NAME), text, mode=0o700)
 
     def _guard_refusals(self, guard: str | None) -> list[str]:
         """Nodes whose guard refused the step (core.nodeguard)."""

@@ -432,13 +432,13 @@ class Anchor(ControlServer, NodeSide, Container):
                 last_stderr, step_cancelled, out_of_memory = await asyncio.wait_for(self.stderr_relay, 10)
         code = exit_code_from_returncode(self.srun.returncode if self.srun.returncode is not None else 1)
         allocation = self.allocation
+        srun_says_lost = parse_node_failure(last_stderr)
         # salloc's word is awaited only where a rule asks for it (it may wait 0.3 s for salloc).
-        revoked = allocation is not None and (code == 0 or bool(parse_node_failure(last_stderr))) \
-            and await allocation.was_revoked()
+        revoked = allocation is not None and (code == 0 or bool(srun_says_lost)) and await allocation.was_revoked()
         lost = allocation.node_failure if allocation is not None else None
-        if not lost and revoked and parse_node_failure(last_stderr):
+        if not lost and revoked:
             # srun's line can come first; the container could print it too: salloc's revocation decides.
-            lost = parse_node_failure(last_stderr)
+            lost = srun_says_lost
         stop_reason = self.stop_reason
         if self.job_ended_under_us and allocation is not None:
             # salloc may say "revoked" before why (24.11: the time limit's own line after it).

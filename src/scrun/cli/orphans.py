@@ -1,7 +1,7 @@
 """Containers whose login node lost them: a restart (a reboot) kills every anchor and empties the
 state root, while their jobs live on in Slurm. Each job's comment names its container
-(slurm.argv.job_comment): `list` shows them, `state` says where they are, `kill` signals them
-and `delete` cancels them and removes what scrun.conf's staging left on the shared filesystem.
+(slurm.argv.job_comment): `list` shows them, `kill` signals them and `delete` cancels them and
+removes what scrun.conf's staging left on the shared filesystem.
 Only the caller's own jobs of this login node's state root are looked at (the comment says
 which: another root's or login node's containers are not lost).
 """
@@ -68,9 +68,3 @@ def remove_orphan_stage_copy(settings, container_id: str) -> None:
         return
     if stage_dir is not None:
         remove_stage_copy({"stage_copy": os.path.join(stage_dir, user, container_id)})
-
-
-def describe(container_id: str, jobs: list[tuple[int, object]]) -> str:
-    ids = ", ".join(str(job) for job, _ in jobs)
-    return (f"container `{container_id}` has no state on this login node (it restarted?), but its job {ids} is "
-            f"still in Slurm: `scrun delete {container_id}` cancels it")

@@ -128,10 +128,14 @@ def parse_own_jobs(text: str, comment_prefix: str, where: str) -> dict[str, list
             continue
         container_id, _, their_where = fields[4][len(comment_prefix):].partition(" ")
         if container_id and their_where.rstrip() == where:
-            state, reason, nodes = (f.strip() for f in fields[1:4])
-            out.setdefault(container_id, []).append(
-                (int(fields[0]), JobInfo(state, "" if reason == "None" else reason, nodes)))
+            out.setdefault(container_id, []).append((int(fields[0]), _job_info(fields[1:4])))
     return out
+
+
+def _job_info(fields: list[str]) -> JobInfo:
+    """state, reason, nodes as squeue prints them: "None" for no reason, nothing for no nodes."""
+    state, reason, nodes = (f.strip() for f in fields)
+    return JobInfo(state, "" if reason == "None" else reason, nodes)
 
 
 def parse_job_info(text: str) -> dict[int, JobInfo]:
@@ -143,6 +147,5 @@ def parse_job_info(text: str) -> dict[int, JobInfo]:
         fields = line.strip().split("|")
         if len(fields) != 4 or not fields[0].isdigit():
             continue
-        state, reason, nodes = (f.strip() for f in fields[1:])
-        out[int(fields[0])] = JobInfo(state, "" if reason == "None" else reason, nodes)
+        out[int(fields[0])] = _job_info(fields[1:])
     return out
