@@ -131,6 +131,16 @@ def isolated_node(slurm_cluster):
     topology.stop()
 
 
+@pytest.fixture
+def node_without_oci_conf(isolated_node):
+    """The isolated node with its oci.conf hidden (its /etc/slurm a copy without it): Slurm there
+    ignores --container and runs a step's command on the node itself."""
+    topology = cluster_tool("topology")
+    topology.hide_oci_conf(isolated_node)
+    yield isolated_node
+    topology.restore_oci_conf(isolated_node)
+
+
 def readable_conf_dir(prefix: str) -> pathlib.Path:
     """A copy of the cluster's configuration that every user can read (rootless podman runs scrun
     as the user); the caller removes it."""

@@ -115,14 +115,6 @@ def test_without_staging_a_login_local_bundle_fails_at_create_with_the_fix(isola
     assert cid[:12] not in sh(["squeue", "-h", "-o", "%j"]).stdout, "no job is left"
 
 
-@pytest.fixture
-def node_without_oci_conf(isolated_node):
-    topology = cluster_tool("topology")
-    topology.hide_oci_conf(isolated_node)
-    yield isolated_node
-    topology.restore_oci_conf(isolated_node)
-
-
 def test_a_node_without_oci_conf_runs_nothing_and_says_why(node_without_oci_conf, scrun, make_bundle, scratch_dir):
     """Slurm ignores --container on a node without oci.conf and runs the command on the node
     itself (the bare srun below shows it). scrun's guard (core.nodeguard) stops the step before
