@@ -135,6 +135,8 @@ def test_job_info_for_list_and_the_pending_reason():
     from scrun.slurm.parse import JobInfo, parse_job_info
 
     assert build_job_info_argv("squeue", [12, 7]) == ["squeue", "--noheader", "--jobs=12,7", "--format=%i|%T|%r|%N"]
+    # ended jobs (kept for MinJobAge) are left out by --jobs alone on 22.05 and 24.11
+    assert build_job_info_argv("squeue", [12], ended_too=True)[-1] == "--states=all"
     text = "12|RUNNING|None|n[1-2]\n7|PENDING|Dependency|\n  9|PENDING|Resources|\nslurm_load_jobs error: Invalid job id\n1|x\n"
     assert parse_job_info(text) == {12: JobInfo("RUNNING", "", "n[1-2]"), 7: JobInfo("PENDING", "Dependency", ""),
                                     9: JobInfo("PENDING", "Resources", "")}

@@ -70,3 +70,28 @@ def test_out_of_memory_names_itself_unless_something_else_did():
     verdict = decide(ENDED._replace(returncode=-9, out_of_memory=True))
     assert verdict.code == 137 and verdict.reason.startswith("the container ran out of memory") and verdict.error
     assert decide(ENDED._replace(returncode=0, out_of_memory=True)) == (0, "", False)  # a child was killed, not it
+
+
+def test_a_stop_from_the_jobs_end_is_told_to_the_user():
+    """salloc's revocation stopped the step: the reason is news to the user (an error), a
+    user's own stop is not."""
+    end = ENDED._replace(srun_ended=False, stop_code=KILLED, stop_reason="job 12 was preempted", job_ended_under_us=True)
+    assert decide(end) == (KILLED, "job 12 was preempted", True)
+    assert decide(end._replace(job_ended_under_us=False)) == (KILLED, "job 12 was preempted", False)
+
+
+@pytest.mark.parametrize("state, words", [
+    ("PREEMPTED", "was preempted"),
+    ("CANCELLED", "was cancelled outside scrun"),
+    ("TIMEOUT", "reached its time limit"),
+    ("DEADLINE", "reached its deadline"),
+    ("NODE_FAIL", "lost its node"),
+    ("OUT_OF_MEMORY", "ran out of memory"),
+    ("SPECIAL_EXIT", "ended outside scrun (Slurm's job state SPECIAL_EXIT)"),
+    ("", "was cancelled outside scrun"),
+])
+def test_a_jobs_final_state_names_why_it_ended(state, words):
+    from scrun.core.stepend import JOB_STATE_NOT_FINAL, job_end_words
+
+    assert job_end_words(state).startswith(words)
+    assert state not in JOB_STATE_NOT_FINAL

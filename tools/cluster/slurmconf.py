@@ -37,6 +37,9 @@ class Layout:
 ISOLATED_NODE = "iso1"
 ISOLATED_PARTITION = "isolated"
 ISOLATED_PORT = SLURMD_BASE_PORT + 50
+# A partition whose jobs preempt (cancel) the default partition's, as a site's high-priority
+# queue does: the end-cause tests' preemption.
+URGENT_PARTITION = "urgent"
 SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in): the same on every node
 STAGE_DIR = f"{SCRATCH}/scrun"  # scrun.conf's StageDir here (made 1777 by daemons.write_configs)
 # TMPDIR of every command run in a lane (tests, conformance, benchmarks): their bundles and
@@ -92,6 +95,8 @@ InactiveLimit=0
 MinJobAge=60
 ReturnToService=2
 SlurmdParameters=config_overrides
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={LOG_DIR}/jobcomp.log
@@ -99,7 +104,8 @@ MailProg=/bin/true
 MpiDefault=none
 NodeName={names} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ports} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
 NodeName={ISOLATED_NODE} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ISOLATED_PORT} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
-PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName={URGENT_PARTITION} Nodes={names} Default=NO MaxTime=INFINITE State=UP PriorityTier=10
 PartitionName={ISOLATED_PARTITION} Nodes={ISOLATED_NODE} Default=NO MaxTime=INFINITE State=UP
 """
 
@@ -113,7 +119,7 @@ def cgroup_conf(layout: Layout) -> str:
 CgroupPlugin=cgroup/v1
 CgroupAutomount=yes
 ConstrainCores=no
-ConstrainRAMSpace=no
+ConstrainRAMSpace=yes
 ConstrainDevices=no
 """
 

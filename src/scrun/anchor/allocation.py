@@ -15,13 +15,15 @@ import subprocess
 from collections.abc import Callable
 
 from scrun.anchor.holder import HOLDER_SPAWN, abandon
+from scrun.core.stepend import CANCELLED_OUTSIDE, JOB_STATE_NOT_FINAL, TIME_LIMIT, job_end_words
 from scrun.errors import SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_holder_env, parse_salloc_line
+from scrun.slurm.parse import parse_holder_env, parse_job_info, parse_salloc_line
 from scrun.slurm.runner import AdoptedProcess, adopt_async, run_async, spawn_async
 
 RELEASE_TIMEOUT = 15.0
+END_CAUSE_WAIT = 10.0  # how long a job that ended under us may take to reach its final state
 
 
 def node_failure_cause(node: str) -> str:
@@ -45,7 +47,8 @@ class Allocation:
         self.job_id: int | None = None
         self.job_env: dict[str, str] = {}
         self.revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
-        self.end_cause = "was cancelled outside scrun"  # why, as salloc said it (the stop reason's words)
+        self.end_cause = CANCELLED_OUTSIDE  # why, as salloc said it (the stop reason's words)
+        self._cause_known = False  # salloc named the cause (time limit, node failure)
         self.node_failure: str | None = None  # the node salloc said failed
         self._errors: list[str] = []
 
@@ -103,9 +106,9 @@ class Allocation:
                 self.revoked.set()
             elif event == "nodefail":
                 self.node_failure = str(value)
-                self.end_cause = node_failure_cause(str(value))
+                self.end_cause, self._cause_known = node_failure_cause(str(value)), True
             elif event == "timelimit":
-                self.end_cause = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
+                self.end_cause, self._cause_known = TIME_LIMIT, True
                 self.revoked.set()
             elif event in ("pending", "granted") and isinstance(value, int):
                 self._learn_job_id(value)
@@ -129,6 +132,29 @@ class Allocation:
         except TimeoutError:
             return False
         return True
+
+    async def learn_end_cause(self, slurm_env: dict[str, str]) -> str:
+        """Why the job ended under us: salloc's words, else the job's final state (preempted,
+        cancelled, deadline …), asked of squeue while the job completes (KillWait, a few seconds)."""
+        if self._cause_known or self.job_id is None:
+            return self.end_cause
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_CAUSE_WAIT
+        while True:
+            try:
+                _, out, _ = await run_async(slurm_argv.build_job_info_argv("squeue", [self.job_id], ended_too=True),
+                                            env=slurm_env, timeout=30, check=False)
+            except SlurmError:
+                out = b""
+            info = parse_job_info(out.decode(errors="replace")).get(self.job_id)
+            if self._cause_known:  # salloc's own line came meanwhile
+                return self.end_cause
+            if info is not None and info.state not in JOB_STATE_NOT_FINAL:
+                self.end_cause, self._cause_known = job_end_words(info.state), True
+                return self.end_cause
+            if loop.time() > deadline:
+                return self.end_cause
+            await asyncio.sleep(0.5)
 
     async def release(self, slurm_env: dict[str, str]) -> None:
         """End the holder (granted) or withdraw the request (pending); scancel if salloc will not."""

@@ -14,12 +14,13 @@ class RelayResult(NamedTuple):
 
 
 async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_verbose: bool = False,
-                         on_tasks_started: Callable[[], None] | None = None) -> RelayResult:
+                         on_tasks_started: Callable[[], None] | None = None, close_dest: bool = True) -> RelayResult:
     """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter).
 
     Returns the last line it passed: when the node's runtime refuses the container (crun: an
     AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
     `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run.
+    close_dest=False leaves dest_fd open for the caller's last word (tell_user).
     """
     from scrun.core.stderrfilter import OUT_OF_MEMORY, TAIL_BYTES, StderrFilter, last_line
 
@@ -46,6 +47,18 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
     except OSError:
         pass  # the reader of the container's stderr went away
     finally:
-        os.close(dest_fd)
+        if close_dest:
+            os.close(dest_fd)
     return RelayResult(last_line(tail).decode(errors="replace").strip(), filt.step_cancelled,
                        bool(OUT_OF_MEMORY.search(tail)))
+
+
+def tell_user(dest_fd: int, line: str) -> None:
+    """One line of scrun's own on the container's stderr, where its user looks (podman run's
+    terminal, docker logs): why the container ended when it was not its own doing."""
+    data = f"scrun: {line}\n".encode(errors="replace")
+    try:
+        while data:
+            data = data[os.write(dest_fd, data):]
+    except OSError:
+        pass  # nobody reads the container's stderr any more

@@ -26,7 +26,7 @@ from scrun.anchor.allocation import Allocation, node_failure_cause
 from scrun.anchor.container import Container
 from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
-from scrun.anchor.relay import relay_filtered
+from scrun.anchor.relay import relay_filtered, tell_user
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.nodeguard import GUARD_SCRIPT_NAME
 from scrun.core.signals import signal_name
@@ -78,6 +78,7 @@ class Anchor(ControlServer, NodeSide, Container):
         self.job_ended_under_us = False  # the stop came from salloc: the job ended (scancel, node failure …)
         self.pty_slave: int | None = None
         self.stderr_relay: asyncio.Future | None = None
+        self.stderr_dest: int | None = None  # the container's stderr, ours until the verdict is told
         self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
         self.tasks_started_at = 0.0           # when (the loop's clock)
         self._resend_task: asyncio.Future | None = None
@@ -335,8 +336,10 @@ class Anchor(ControlServer, NodeSide, Container):
             self.srun = await spawn_async(
                 argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
         assert self.srun.stderr is not None
+        self.stderr_dest = stderr_dest
         self.stderr_relay = asyncio.ensure_future(
-            relay_filtered(self.srun.stderr, stderr_dest, srun_verbose=True, on_tasks_started=self._tasks_have_started))
+            relay_filtered(self.srun.stderr, stderr_dest, srun_verbose=True, on_tasks_started=self._tasks_have_started,
+                           close_dest=False))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
         self.close_stdio()
         self.record.step_started = time.time()
@@ -439,14 +442,17 @@ class Anchor(ControlServer, NodeSide, Container):
         if not lost and revoked:
             # srun's line can come first; the container could print it too: salloc's revocation decides.
             lost = srun_says_lost
-        stop_reason = self.stop_reason
-        if self.job_ended_under_us and allocation is not None:
-            # salloc may say "revoked" before why (24.11: the time limit's own line after it).
-            stop_reason = f"job {self.record.job_id} {allocation.end_cause}"
+        stop_reason, end_cause = self.stop_reason, ""
+        if allocation is not None and (self.job_ended_under_us or revoked):
+            # salloc may say "revoked" before why (24.11: the time limit's own line after it), or
+            # not say why at all (preempted, cancelled): the job's final state then tells.
+            end_cause = await allocation.learn_end_cause(self.slurm_env())
+            if self.job_ended_under_us:
+                stop_reason = f"job {self.record.job_id} {end_cause}"
         verdict = decide_step_end(StepEnd(
             returncode=self.srun.returncode, srun_ended=waiter in done, last_stderr=last_stderr,
             step_cancelled=step_cancelled, out_of_memory=out_of_memory, revoked=revoked,
-            end_cause=allocation.end_cause if allocation is not None else "", job_id=self.record.job_id,
+            end_cause=end_cause, job_id=self.record.job_id,
             node_failure=node_failure_cause(lost) if lost else "", stop_code=self.stop_code,
             stop_reason=stop_reason, job_ended_under_us=self.job_ended_under_us,
             refused=tuple(self._guard_refusals(self.guard)), signalled=self.signalled,
@@ -455,9 +461,19 @@ class Anchor(ControlServer, NodeSide, Container):
         if verdict.reason != self.stop_reason:
             self.stop_reason = verdict.reason
             (self.log.error if verdict.error else self.log.debug)("%s", verdict.reason)
+        if verdict.error and self.stderr_dest is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(tell_user, self.stderr_dest, verdict.reason), 2)
+        self._close_stderr_dest()
         self.log.info("container step ended with exit code %d%s", code,
                       f" (last stderr line: {last_stderr})" if code and last_stderr else "")
         return code
+
+    def _close_stderr_dest(self) -> None:
+        fd, self.stderr_dest = self.stderr_dest, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     async def _stop_step(self, waiter: asyncio.Future) -> None:
         """End the step for good: SIGKILL, again, then cancel it; srun itself only as a last resort.
@@ -519,6 +535,7 @@ class Anchor(ControlServer, NodeSide, Container):
                 self.log.error("%s", exc)
         await self._release_allocation()
         self.close_stdio()
+        self._close_stderr_dest()
         if self.pty_slave is not None:
             with contextlib.suppress(OSError):
                 os.close(self.pty_slave)

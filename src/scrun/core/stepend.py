@@ -18,6 +18,29 @@ from scrun.core.signals import signal_name
 NEVER_STARTED_EXIT_CODE = 255
 KILLED = exit_code_for_signal(signal.SIGKILL)
 
+# Why a job ended under us, after "job N": salloc names the time limit and a node failure itself;
+# for everything else it says only "revoked", and the job's final state (squeue) tells.
+CANCELLED_OUTSIDE = "was cancelled outside scrun (scancel by its user or an admin)"
+TIME_LIMIT = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
+_JOB_END_WORDS = {
+    "CANCELLED": CANCELLED_OUTSIDE,
+    "PREEMPTED": ("was preempted: a job of a higher-priority partition took its resources (the cluster's "
+                  "PreemptMode); run it again, or in a partition that is not preempted"),
+    "TIMEOUT": TIME_LIMIT,
+    "DEADLINE": "reached its deadline (--deadline) before it finished",
+    "NODE_FAIL": "lost its node: the node failed (slurmd stopped answering, SlurmdTimeout)",
+    "BOOT_FAIL": "lost its node: the node failed to boot",
+    "OUT_OF_MEMORY": "ran out of memory on its node; raise its memory limit (--memory, SCRUN_MEM_PER_NODE)",
+}
+# A job still completing has not reached its final state yet: ask again.
+JOB_STATE_NOT_FINAL = ("COMPLETING", "RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING",
+                       "STAGE_OUT", "RESIZING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+
+
+def job_end_words(state: str) -> str:
+    """squeue's final state of a job that ended under us → the stop reason's words after "job N"."""
+    return _JOB_END_WORDS.get(state, f"ended outside scrun (Slurm's job state {state})" if state else CANCELLED_OUTSIDE)
+
 
 class StepEnd(NamedTuple):
     returncode: int | None        # srun's (None: unknown)
@@ -45,7 +68,8 @@ class Verdict(NamedTuple):
 
 def decide(end: StepEnd) -> Verdict:
     code = exit_code_from_returncode(end.returncode if end.returncode is not None else 1)
-    reason, error = end.stop_reason, False
+    # A stop that came from the job's end (scancel, time limit, preemption) is news to the user.
+    reason, error = end.stop_reason, end.job_ended_under_us
     if code == 0 and end.revoked:
         # srun may exit 0 when slurmctld cancels the job under it; the container did not finish.
         code, reason, error = KILLED, reason or f"job {end.job_id} {end.end_cause}", True

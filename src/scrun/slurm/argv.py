@@ -132,9 +132,11 @@ def build_job_state_argv(squeue: str, job_ids: Sequence[int]) -> list[str]:
 JOB_INFO_FORMAT = "%i|%T|%r|%N"
 
 
-def build_job_info_argv(squeue: str, job_ids: Sequence[int]) -> list[str]:
-    """Per job squeue still knows: `<id>|<STATE>|<reason>|<nodes>` (parse.parse_job_info)."""
-    return [squeue, "--noheader", f"--jobs={','.join(str(j) for j in job_ids)}", f"--format={JOB_INFO_FORMAT}"]
+def build_job_info_argv(squeue: str, job_ids: Sequence[int], *, ended_too: bool = False) -> list[str]:
+    """Per job squeue still knows: `<id>|<STATE>|<reason>|<nodes>` (parse.parse_job_info).
+    ended_too: also jobs that ended (kept for MinJobAge), which `--jobs` alone leaves out."""
+    return [squeue, "--noheader", f"--jobs={','.join(str(j) for j in job_ids)}", f"--format={JOB_INFO_FORMAT}",
+            *(["--states=all"] if ended_too else [])]
 
 
 def build_step_show_argv(scontrol: str, job_id: int) -> list[str]:
