@@ -203,13 +203,12 @@ def _ctld_up() -> bool:
     return "UP" in sh(["scontrol", "ping"]).stdout
 
 
-@pytest.mark.xfail(strict=False, reason="flaky, seen on 22.05 in about 1 run of 3: after slurmctld comes back, srun "
-                   "does not end within 60 s of the container's end (it waits on slurmctld); the cluster is restored "
-                   "either way. Left open in issue 15's note")
 def test_slurmctld_restart_under_a_running_container(container, scrun):
     """slurmctld stops and comes back while the step runs: the container lives on and ends with
     its own exit code, or it ends with an exit code and a reason (24.11 sometimes loses the step
-    while slurmctld is away); nothing hangs, nothing is left."""
+    while slurmctld is away); nothing hangs, nothing is left. slurmctld goes as the step is being
+    created: srun, refused, waits ~2 min for a word the new slurmctld never sends, unless the
+    anchor wakes it (anchor.stepwake) — this was a flaky xfail on 22.05 until then."""
     c = container(args=("sh", "-c", "sleep 8; exit 7"))
     c.start()
     old = _slurmctld_pid()

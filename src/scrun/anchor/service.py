@@ -27,6 +27,7 @@ from scrun.anchor.container import Container
 from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
 from scrun.anchor.relay import relay_filtered, tell_user
+from scrun.anchor.stepwake import wake_while_waiting
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.nodeguard import GUARD_SCRIPT_NAME
 from scrun.core.signals import signal_name
@@ -82,6 +83,7 @@ class Anchor(ControlServer, NodeSide, Container):
         self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
         self.tasks_started_at = 0.0           # when (the loop's clock)
         self._resend_task: asyncio.Future | None = None
+        self._step_wake: asyncio.Future | None = None  # stepwake: srun left waiting for its step
         self.launching = False
         self.guard: str | None = None  # the node guard's directory (core.nodeguard), once launched
         self.signalled: int | None = None  # the last signal `kill` sent to the step
@@ -337,6 +339,7 @@ class Anchor(ControlServer, NodeSide, Container):
                 argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
         assert self.srun.stderr is not None
         self.stderr_dest = stderr_dest
+        self._step_wake = asyncio.ensure_future(wake_while_waiting(self.srun.pid, self.tasks_started, self.log))
         self.stderr_relay = asyncio.ensure_future(
             relay_filtered(self.srun.stderr, stderr_dest, srun_verbose=True, on_tasks_started=self._tasks_have_started,
                            close_dest=False))
@@ -429,6 +432,8 @@ class Anchor(ControlServer, NodeSide, Container):
             await self._stop_step(waiter)
         self.record.step_ended = time.time()  # saved with the exit code, in _finish
         stop.cancel()
+        if self._step_wake is not None:
+            self._step_wake.cancel()
         last_stderr, step_cancelled, out_of_memory = "", False, False
         if self.stderr_relay is not None:
             with contextlib.suppress(asyncio.TimeoutError):
