@@ -13,6 +13,7 @@ import threading
 from scrun.anchor import holder
 from scrun.anchor.protocol import reachable_path
 from scrun.config.paths import read_identity
+from scrun.core.phase import STATUS_OF, IllegalTransition, Phase, advance
 from scrun.errors import ScrunError
 from scrun.log import get_logger
 from scrun.store.records import SOCKET_NAME, container_dir, load_record, process_starttime, save_record
@@ -47,6 +48,7 @@ class Container:
         # runtime lock would also serialize them; this makes the order ours, and logged.)
         self.lua_idle = threading.Event()
         self.lua_idle.set()
+        self.phase = Phase.CREATING  # core/phase.py: the one table of the anchor's life
 
     def _base_env(self) -> dict[str, str]:
         return holder.base_env(self.req)
@@ -54,10 +56,18 @@ class Container:
     def save(self) -> None:
         save_record(self.req.root, self.record)
 
-    def set_status(self, status: str) -> None:
-        self.record.status = status
+    def advance(self, event: str) -> None:
+        """Move the phase by core/phase.py's table; the record's OCI status follows it (saved)."""
+        try:
+            phase = advance(self.phase, event)
+        except IllegalTransition as exc:
+            # A bug of ours, never the user's doing: said loudly, and the container carries on.
+            self.log.error("internal error: illegal transition: %s", exc)
+            return
+        self.log.debug("phase %s -> %s (%s)", self.phase, phase, event)
+        self.phase = phase
+        self.record.status = STATUS_OF[phase]
         self.save()
-        self.log.debug("status %s", status)
 
     def notify_create(self, event: str, **fields: Any) -> None:
         """Tell the waiting `create` about progress, success or failure (JSON lines on a pipe)."""

@@ -16,7 +16,8 @@ from typing import Any
 from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode
 from scrun.core.exitcode import exit_code_for_signal
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
-from scrun.core.status import Status
+from scrun.core.phase import STATUS_OF, Event
+from scrun.core.status import can_kill, can_start
 from scrun.errors import ScrunError
 
 # How long `kill` waits for a launching step's tasks to start before it signals anyway (a step
@@ -73,7 +74,8 @@ class ControlServer:
         if op == "ping":
             return {"ok": True, "status": status}
         if op == "start":
-            if status != Status.CREATED or self.stopping.is_set() or self.launching:
+            # The same predicates as the CLI's (core/status.py), on the phase's status.
+            if not can_start(STATUS_OF[self.phase]) or self.stopping.is_set():
                 return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
             if not self.req.args:
                 # Refused (runtime-spec), and stopped: nothing can ever run in it, and a created
@@ -81,7 +83,7 @@ class ControlServer:
                 reason = f"container `{self.req.id}` has no process in {self.req.config_file}: nothing to start (set process.args)"
                 self.request_stop(127, reason)
                 return {"ok": False, "error": reason, "kind": "status"}
-            self.launching = True  # before the first await: a second start must not launch again
+            self.advance(Event.LAUNCH)  # before the first await: a second start must not launch again
             try:
                 await self._launch_step()
             except (OSError, ScrunError) as exc:
@@ -100,8 +102,7 @@ class ControlServer:
         return {"ok": False, "error": f"unsupported op {op}", "kind": "protocol"}
 
     async def _kill(self, sig: int) -> dict[str, Any]:
-        status = self.record.status
-        if status == Status.STOPPED or self.stopping.is_set() and self.srun is None:
+        if not can_kill(STATUS_OF[self.phase]) or self.stopping.is_set() and self.srun is None:
             return {"ok": False, "error": f"container `{self.req.id}` is not running", "kind": "status"}
         if self.srun is None:
             # Pending or created: no process exists yet. A signal whose default is to be

@@ -19,7 +19,7 @@ import select
 import signal
 import time
 
-from scrun.core.status import Status
+from scrun.core.phase import Event
 from scrun.slurm.argv import HOLDER_READY_MARK
 from scrun.slurm.parse import parse_holder_env
 
@@ -76,7 +76,7 @@ def create_quickly(container: Container, salloc: subprocess.Popen) -> QuickCreat
             if quick.signals:
                 return quick
         quick.sock = container.bind_socket()
-        container.set_status(Status.CREATED)
+        container.advance(Event.CREATED)
     except Exception as exc:
         quick.error = exc
         return quick
