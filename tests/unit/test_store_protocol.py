@@ -116,3 +116,19 @@ def test_a_record_of_another_format_gets_one_clear_line(tmp_path, schema, says):
     with pytest.raises(ScrunError) as exc:
         read_record(str(root), "c1")
     assert says in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_refusals_are_a_closed_set_each_one_error_class():
+    """An anchor's refusal becomes the error the CLI would have raised itself; an unknown kind
+    (a newer anchor) is an AnchorError, never a traceback."""
+    from scrun import errors
+    from scrun.anchor.protocol import REFUSALS, kind_of, refusal, refusal_error
+
+    for kind, cls in REFUSALS.items():
+        err = refusal_error(refusal(kind, f"said {kind}"), "kill")
+        assert type(err) is cls and str(err) == f"said {kind}"
+    assert type(refusal_error({"ok": False, "error": "x", "kind": "from-the-future"}, "kill")) is errors.AnchorError
+    assert str(refusal_error({"ok": False}, "start")) == "start refused"
+    assert kind_of(errors.InvalidStatusError("x")) == "status" and kind_of(errors.LuaError("x")) == "internal"
+    with pytest.raises(ValueError, match="unknown refusal kind"):
+        refusal("nope", "x")

@@ -13,7 +13,7 @@ import struct
 import sys
 from typing import Any
 
-from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode
+from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode, kind_of, refusal
 from scrun.core.exitcode import exit_code_for_signal
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
 from scrun.core.phase import STATUS_OF, Event
@@ -42,7 +42,7 @@ class ControlServer:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             _pid, uid, _gid = struct.unpack("3i", creds)
             if uid not in (0, os.getuid()):
-                reply: dict[str, Any] = {"ok": False, "error": f"uid {uid} may not control this container", "kind": "permission"}
+                reply: dict[str, Any] = refusal("permission", f"uid {uid} may not control this container")
             else:
                 line = b""
                 try:
@@ -53,14 +53,14 @@ class ControlServer:
                     req = decode_request(line)
                     reply = await self._dispatch(req)
                 except ProtocolError as exc:
-                    reply = {"ok": False, "error": f"bad request: {exc}", "kind": "protocol"}
+                    reply = refusal("protocol", f"bad request: {exc}")
                 except ScrunError as exc:
-                    reply = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+                    reply = refusal(kind_of(exc), str(exc))
                 except (ValueError, TypeError, KeyError) as exc:  # a malformed request field
-                    reply = {"ok": False, "error": f"bad request: {exc!r}", "kind": "protocol"}
+                    reply = refusal("protocol", f"bad request: {exc!r}")
                 except Exception as exc:  # a bug: answer and log it, keep serving
                     self.log.error("internal error serving %r: %r", line[:200], exc, exc_info=True)
-                    reply = {"ok": False, "error": f"internal error: {exc!r}", "kind": "internal"}
+                    reply = refusal("internal", f"internal error: {exc!r}")
             writer.write(encode(reply))
             await writer.drain()
         except (ConnectionError, OSError):
@@ -76,13 +76,13 @@ class ControlServer:
         if op == "start":
             # The same predicates as the CLI's (core/status.py), on the phase's status.
             if not can_start(STATUS_OF[self.phase]) or self.stopping.is_set():
-                return {"ok": False, "error": f"cannot start container `{self.req.id}` in status {status}: only a created container can be started", "kind": "status"}
+                return refusal("status", f"cannot start container `{self.req.id}` in status {status}: only a created container can be started")
             if not self.req.args:
                 # Refused (runtime-spec), and stopped: nothing can ever run in it, and a created
                 # container would hold its allocation until deleted.
                 reason = f"container `{self.req.id}` has no process in {self.req.config_file}: nothing to start (set process.args)"
                 self.request_stop(127, reason)
-                return {"ok": False, "error": reason, "kind": "status"}
+                return refusal("status", reason)
             self.advance(Event.LAUNCH)  # before the first await: a second start must not launch again
             try:
                 await self._launch_step()
@@ -91,7 +91,7 @@ class ControlServer:
                 reason = f"cannot launch the step: {exc}"
                 self.log.error("%s", reason)
                 self.request_stop(127 if isinstance(exc, FileNotFoundError) else 1, reason)
-                return {"ok": False, "error": reason, "kind": "launch"}
+                return refusal("slurm", reason)
             return {"ok": True}
         if op == "kill":
             sig = int(req.get("signal", signal.SIGTERM))
@@ -99,11 +99,11 @@ class ControlServer:
         if op == "delete":
             self.request_stop(exit_code_for_signal(signal.SIGKILL), "deleted")
             return {"ok": True}
-        return {"ok": False, "error": f"unsupported op {op}", "kind": "protocol"}
+        return refusal("protocol", f"unsupported op {op}")
 
     async def _kill(self, sig: int) -> dict[str, Any]:
         if not can_kill(STATUS_OF[self.phase]) or self.stopping.is_set() and self.srun is None:
-            return {"ok": False, "error": f"container `{self.req.id}` is not running", "kind": "status"}
+            return refusal("status", f"container `{self.req.id}` is not running")
         if self.srun is None:
             # Pending or created: no process exists yet. A signal whose default is to be
             # ignored does nothing; any other ends the container as if it had killed it.

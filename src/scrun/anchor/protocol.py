@@ -3,14 +3,16 @@
 One JSON object per line over the unix socket <state dir>/ctl.sock, one request and one reply
 per connection. Every message carries "v" (PROTOCOL_VERSION); a mismatch is refused, so an
 anchor from an older scrun is never misread. Requests: {"v", "op": start|kill|delete|ping, …};
-replies: {"v", "ok": true, …} or {"v", "ok": false, "error": "…", "kind": "…"}.
+replies: {"v", "ok": true, …} or {"v", "ok": false, "error": "…", "kind": K}, K one of
+REFUSALS, each one class of scrun.errors (refusal_error), so the CLI exits as if it had
+refused the request itself.
 The anchor checks the peer with SO_PEERCRED: only its own uid and root may talk to it.
 """
 from __future__ import annotations
 
 import os
 
-from scrun import fastjson
+from scrun import errors, fastjson
 
 PROTOCOL_VERSION = 1
 OPS = ("start", "kill", "delete", "ping")
@@ -18,6 +20,38 @@ OPS = ("start", "kill", "delete", "ping")
 MAX_MESSAGE = 64 * 1024
 # sun_path holds 108 bytes; longer paths are reached through /proc/self/fd/<dirfd>/NAME.
 MAX_SOCKET_PATH = 100
+
+
+# The closed set of refusal kinds, and the error each becomes on the CLI's side.
+REFUSALS: dict[str, type[errors.ScrunError]] = {
+    "status": errors.InvalidStatusError,   # the verb is not allowed in the container's phase
+    "permission": errors.NotOwnerError,    # the caller is neither root nor the owner
+    "invalid": errors.InvalidInputError,   # a request field the anchor cannot use
+    "slurm": errors.SlurmError,            # the step could not be launched
+    "protocol": errors.AnchorError,        # a malformed request
+    "internal": errors.AnchorError,        # a bug of the anchor's (logged there)
+}
+
+
+def refusal(kind: str, message: str) -> dict[str, object]:
+    if kind not in REFUSALS:
+        raise ValueError(f"unknown refusal kind {kind!r}")
+    return {"ok": False, "error": message, "kind": kind}
+
+
+def kind_of(exc: errors.ScrunError) -> str:
+    """The refusal kind of an error raised while serving a request."""
+    for kind, cls in REFUSALS.items():
+        if isinstance(exc, cls):
+            return kind
+    return "internal"
+
+
+def refusal_error(reply: dict[str, object], what: str) -> errors.ScrunError:
+    """A refusing reply → the error the CLI raises (an unknown kind, from another version: AnchorError)."""
+    message = str(reply.get("error") or f"{what} refused")
+    cls = REFUSALS.get(str(reply.get("kind")), errors.AnchorError)
+    return cls(message)
 
 
 class ProtocolError(ValueError):

@@ -20,6 +20,7 @@ def add_arguments(parser) -> None:
 
 def run(settings, args) -> int:
     from scrun.anchor.client import AnchorUnreachableError, request
+    from scrun.anchor.protocol import refusal_error
 
     container_id = validate_container_id(args.id)
     sig = parse_signal(args.signal)
@@ -45,5 +46,5 @@ def run(settings, args) -> int:
         cancel_recorded_job(doc)
         raise InvalidStatusError(f"container `{container_id}` is not running (its anchor is gone)") from None
     if not reply.get("ok"):
-        raise InvalidStatusError(reply.get("error", "kill failed"))
+        raise refusal_error(reply, "kill")
     return 0

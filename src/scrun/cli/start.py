@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
 
 def run(settings, args) -> int:
     from scrun.anchor.client import AnchorUnreachableError, request
+    from scrun.anchor.protocol import refusal_error
 
     container_id = validate_container_id(args.id)
     doc = read_record(settings.root, container_id)
@@ -28,5 +29,5 @@ def run(settings, args) -> int:
     except AnchorUnreachableError:
         raise InvalidStatusError(f"cannot start container `{container_id}`: its anchor is gone (status stopped)") from None
     if not reply.get("ok"):
-        raise InvalidStatusError(reply.get("error", "start failed"))
+        raise refusal_error(reply, "start")
     return 0
