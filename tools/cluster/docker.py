@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from cluster.podman import IMAGE, exported_image
+from cluster.images import IMAGES, exported_image
 from cluster.slurmconf import STAGED_CONF_DIR
 from cluster.shell import ClusterError, log_tail, say, write_if_changed
 from cluster.target import Target
@@ -66,10 +66,10 @@ def stop(t: Target) -> None:
 
 
 def ensure_image(t: Target) -> None:
-    if t.run(["docker", "image", "inspect", IMAGE], check=False, timeout=30).returncode == 0:
-        return
-    with exported_image(t, "docker") as archive:
-        t.run(["docker", "load", "-i", archive], timeout=120)
+    for image in IMAGES:
+        if t.run(["docker", "image", "inspect", image], check=False, timeout=30).returncode != 0:
+            with exported_image(t, "docker", image) as archive:
+                t.run(["docker", "load", "-i", archive], timeout=300)
 
 
 def setup_docker(t: Target, scrun_path: str, rootless_user: str) -> None:
@@ -114,9 +114,10 @@ def start_rootless(t: Target, user: str, scrun_path: str) -> None:
     ok = t.run([*as_user, "docker", "ps", "-q"], check=False, timeout=20).returncode == 0
     if not ok or changed:
         _restart_rootless(t, user, uid, home, as_user)
-    if t.run([*as_user, "docker", "image", "inspect", IMAGE], check=False, timeout=30).returncode != 0:
-        with exported_image(t, f"docker-{user}") as archive:
-            t.run([*as_user, "sh", "-c", f"cd /tmp && docker load -q -i {archive}"], timeout=120)
+    for image in IMAGES:
+        if t.run([*as_user, "docker", "image", "inspect", image], check=False, timeout=30).returncode != 0:
+            with exported_image(t, f"docker-{user}", image) as archive:
+                t.run([*as_user, "sh", "-c", f"cd /tmp && docker load -q -i {archive}"], timeout=300)
 
 
 def _restart_rootless(t: Target, user: str, uid: int, home: str, as_user: list[str]) -> None:

@@ -1,18 +1,18 @@
 """podman in a lane: containers.conf with the scrun runtime, and the test image."""
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import shutil
 import subprocess
 import tarfile
 
+from cluster import images
 from cluster.shell import say, write_if_changed
 from cluster.slurmconf import MARKER
 from cluster.target import Target
 
 CONTAINERS_CONF = "/etc/containers/containers.conf"
-IMAGE = "localhost/busybox:latest"
+IMAGE = images.BUSYBOX
 
 
 def containers_conf(t: Target, scrun_path: str, in_namespace_lane: bool) -> str:
@@ -56,6 +56,11 @@ def build_busybox_rootfs(dest: pathlib.Path, busybox: str = "/bin/busybox") -> N
 
 
 def ensure_image(t: Target) -> None:
+    _ensure_busybox(t)
+    images.import_python_image(t)
+
+
+def _ensure_busybox(t: Target) -> None:
     if t.run(["podman", "image", "exists", IMAGE], check=False, timeout=60).returncode == 0:
         return
     say(f"[{t.lane}] building {IMAGE} from busybox-static")
@@ -69,18 +74,6 @@ def ensure_image(t: Target) -> None:
                "/var/tmp/scrun-image/rootfs.tar", IMAGE], timeout=120)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def exported_image(t: Target, name: str):
-    """The test image saved from root's podman to an archive every user can read (removed after)."""
-    archive = f"/var/tmp/scrun-image-{name}.tar"
-    try:
-        t.run(["podman", "save", "-o", archive, IMAGE], timeout=120)
-        t.path(archive).chmod(0o644)
-        yield archive
-    finally:
-        t.path(archive).unlink(missing_ok=True)
 
 
 # Root podman's storage, down to the overlay mounts. podman 4 makes these 0711 itself; podman 5
