@@ -14,12 +14,15 @@ NO_MEMORY_LIMITS = pytest.mark.xfail(
     reason="namespace lane: no cgroup plugin (the host's cluster owns the cgroup tree), so no step is memory-limited")
 
 
-def _ended_under_us(scrun, cid: str, words: str, timeout: float = 60) -> dict:
+def _ended_under_us(scrun, cid: str, words: str, job_state: str, timeout: float = 60) -> dict:
+    """The reason in `state`, one line on the container's stderr, and the job's own final state
+    in the record (`scrun list` shows it)."""
     record = scrun.wait_stopped(cid, timeout=timeout)
     state = scrun.state(cid)
     assert words in state.get("reason", ""), state
     told = [line for line in scrun.output(cid)[1].splitlines() if line.startswith("scrun: ")]
     assert len(told) == 1 and words in told[0], scrun.output(cid)[1]
+    wait_for(lambda: scrun.record(cid)["job_state"] == job_state, 30, f"the record's job state to be {job_state}")
     assert scrun("delete", cid).returncode == 0
     return record
 
@@ -39,7 +42,7 @@ def test_a_time_limit_ends_the_container_with_a_kill_code_and_says_so(scrun, mak
     cid = scrun.new_id()
     assert scrun.create(cid, make_bundle(["sleep", "600"]), env={"SCRUN_TIMELIMIT": "1"}).returncode == 0
     assert scrun("start", cid).returncode == 0
-    record = _ended_under_us(scrun, cid, "reached its time limit", timeout=240)
+    record = _ended_under_us(scrun, cid, "reached its time limit", "TIMEOUT", timeout=240)
     assert record["exit_code"] in (137, 143), record
 
 
@@ -48,7 +51,7 @@ def test_an_admins_scancel_is_a_kill_code_and_says_so(scrun, make_bundle):
     assert scrun.create(cid, make_bundle(UP_AND_SLEEP)).returncode == 0
     assert scrun("start", cid).returncode == 0
     sh(["scancel", str(_running(scrun, cid))])
-    record = _ended_under_us(scrun, cid, "was cancelled outside scrun")
+    record = _ended_under_us(scrun, cid, "was cancelled outside scrun", "CANCELLED")
     assert record["exit_code"] == 137, record
 
 
@@ -63,7 +66,7 @@ def test_preemption_by_a_higher_priority_partition_is_a_kill_code_and_says_so(sc
     urgent = subprocess.run(["srun", "--partition=urgent", "--nodelist=n1", "--exclusive", "--time=1", "true"],
                             capture_output=True, text=True, timeout=120)
     assert urgent.returncode == 0, urgent.stderr
-    record = _ended_under_us(scrun, cid, "was preempted")
+    record = _ended_under_us(scrun, cid, "was preempted", "PREEMPTED")
     assert record["exit_code"] == 137, record
 
 
@@ -75,5 +78,5 @@ def test_out_of_memory_on_the_node_names_itself(scrun, make_bundle):
     bundle = make_bundle(["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"])
     assert scrun.create(cid, bundle, env={"SCRUN_MEM_PER_NODE": "64M"}).returncode == 0
     assert scrun("start", cid).returncode == 0
-    record = _ended_under_us(scrun, cid, "ran out of memory")
+    record = _ended_under_us(scrun, cid, "ran out of memory", "COMPLETED")
     assert record["exit_code"] != 0, record

@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable
 
 from scrun.anchor.holder import HOLDER_SPAWN, abandon
+from scrun.core.jobstate import JobState
 from scrun.core.stepend import CANCELLED_OUTSIDE, JOB_STATE_NOT_FINAL, TIME_LIMIT, job_end_words
 from scrun.errors import SlurmError
 from scrun.log import get_logger
@@ -49,6 +50,7 @@ class Allocation:
         self.revoked = asyncio.Event()  # salloc says the job ended under us (scancel, time limit)
         self.end_cause = CANCELLED_OUTSIDE  # why, as salloc said it (the stop reason's words)
         self._cause_known = False  # salloc named the cause (time limit, node failure)
+        self.final_state = ""  # the job's final state when it ended under us (core/jobstate.py)
         self.node_failure: str | None = None  # the node salloc said failed
         self._errors: list[str] = []
 
@@ -107,8 +109,10 @@ class Allocation:
             elif event == "nodefail":
                 self.node_failure = str(value)
                 self.end_cause, self._cause_known = node_failure_cause(str(value)), True
+                self.final_state = JobState.NODE_FAIL
             elif event == "timelimit":
                 self.end_cause, self._cause_known = TIME_LIMIT, True
+                self.final_state = JobState.TIMEOUT
                 self.revoked.set()
             elif event in ("pending", "granted") and isinstance(value, int):
                 self._learn_job_id(value)
@@ -151,6 +155,7 @@ class Allocation:
                 return self.end_cause
             if info is not None and info.state not in JOB_STATE_NOT_FINAL:
                 self.end_cause, self._cause_known = job_end_words(info.state), True
+                self.final_state = info.state
                 return self.end_cause
             if loop.time() > deadline:
                 return self.end_cause

@@ -13,6 +13,7 @@ import threading
 from scrun.anchor import holder
 from scrun.anchor.protocol import reachable_path
 from scrun.config.paths import read_identity
+from scrun.core.jobstate import JobState
 from scrun.core.phase import STATUS_OF, IllegalTransition, Phase, advance
 from scrun.errors import ScrunError
 from scrun.log import get_logger
@@ -139,7 +140,7 @@ class Container:
 
     def job_granted(self, job_env: dict[str, str]) -> None:
         self.job_env = job_env
-        self._job_known("RUNNING", nodes=job_env.get("SLURM_JOB_NODELIST", ""))
+        self._job_known(JobState.RUNNING, nodes=job_env.get("SLURM_JOB_NODELIST", ""))
         self.log.info("job %s allocated on %s", self.record.job_id, job_env.get("SLURM_JOB_NODELIST", "?"))
 
     @property

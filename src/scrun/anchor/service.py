@@ -27,6 +27,7 @@ from scrun.anchor.nodeside import NodeSide
 from scrun.anchor.step import StepControl
 from scrun.core.exitcode import exit_code_for_signal
 from scrun.core.signals import signal_name
+from scrun.core.jobstate import JobState
 from scrun.core.phase import Event
 from scrun.errors import ScrunError, SlurmError
 from scrun.slurm import argv as slurm_argv
@@ -160,7 +161,7 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
                 self.record.job_id = self.req.existing_job_id
                 self.record.own_allocation = False
                 self.job_env = dict(self.req.caller_slurm_env)
-                self._job_known("RUNNING", nodes=self.job_env.get("SLURM_JOB_NODELIST", ""))  # create checked it
+                self._job_known(JobState.RUNNING, nodes=self.job_env.get("SLURM_JOB_NODELIST", ""))  # create checked it
                 self.save()
             else:
                 await self._allocate()
@@ -256,7 +257,7 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
                              "container ends", self.record.job_id, proc.returncode)
 
     def _job_queued(self, job_id: int) -> None:
-        self._job_known("PENDING")
+        self._job_known(JobState.PENDING)
         self.save()
         self._pending_watch = asyncio.ensure_future(self._watch_pending(job_id))
 
@@ -270,8 +271,8 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
             except SlurmError:
                 out = b""
             info = parse_job_info(out.decode(errors="replace")).get(job_id)
-            if info is not None and info.state == "PENDING" and info.reason != self.record.pending_reason:
-                self._job_known("PENDING", reason=info.reason)
+            if info is not None and info.state == JobState.PENDING and info.reason != self.record.pending_reason:
+                self._job_known(JobState.PENDING, reason=info.reason)
                 self.save()
             await asyncio.sleep(PENDING_REFRESH)
 
@@ -318,7 +319,9 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
         allocation, self.allocation = self.allocation, None  # first: the holder's watch sees it is ours
         if allocation is not None:
             await allocation.release(self.slurm_env())
-            ended = "COMPLETED" if allocation.granted and not allocation.revoked.is_set() else "CANCELLED"
+            # The job's own final state where we learned it (PREEMPTED, TIMEOUT …), else ours.
+            ended = allocation.final_state or (JobState.COMPLETED if allocation.granted and not allocation.revoked.is_set()
+                                               else JobState.CANCELLED)
             self._job_known(ended, reason="")
             self.save()
         if self._holder_watch is not None:

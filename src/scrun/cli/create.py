@@ -112,12 +112,13 @@ def _existing_job_id(env) -> int | None:
 def _check_job_runs(job_id: int, env) -> None:
     """A step can only join a running job: say so now, not when `start` launches it."""
     from scrun.slurm.argv import build_job_state_argv
+    from scrun.core.jobstate import JobState
     from scrun.slurm.parse import parse_job_states
     from scrun.slurm.runner import run
 
     proc = run(build_job_state_argv("squeue", [job_id]), env=env, timeout=30, check=False)
     state = parse_job_states(proc.stdout.decode(errors="replace")).get(job_id)
-    if state != "RUNNING":
+    if state != JobState.RUNNING:
         said = proc.stderr.decode(errors="replace").strip().splitlines()
         why = f"it is {state}" if state else (said[-1] if said else "squeue does not know it")
         raise InvalidInputError(f"SLURM_JOB_ID={job_id}: not a running job ({why}): unset SLURM_JOB_ID for a new "

@@ -10,10 +10,7 @@ from __future__ import annotations
 import os
 
 from scrun.errors import ScrunError
-
-# Slurm's job states that still hold (or will hold) the allocation.
-LIVE_JOB_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "COMPLETING", "RESIZING",
-                             "REQUEUED", "SIGNALING", "STAGE_OUT", "STOPPED"})
+from scrun.core.jobstate import LIVE as LIVE_JOB_STATES
 
 
 def _slurm_env(settings) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 from typing import NamedTuple
 
+from scrun.core.jobstate import NOT_FINAL, JobState
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.nodeguard import GUARD_KILLED, refusal_reason
 from scrun.core.signals import signal_name
@@ -23,18 +24,17 @@ KILLED = exit_code_for_signal(signal.SIGKILL)
 CANCELLED_OUTSIDE = "was cancelled outside scrun (scancel by its user or an admin)"
 TIME_LIMIT = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
 _JOB_END_WORDS = {
-    "CANCELLED": CANCELLED_OUTSIDE,
-    "PREEMPTED": ("was preempted: a job of a higher-priority partition took its resources (the cluster's "
+    JobState.CANCELLED: CANCELLED_OUTSIDE,
+    JobState.PREEMPTED: ("was preempted: a job of a higher-priority partition took its resources (the cluster's "
                   "PreemptMode); run it again, or in a partition that is not preempted"),
-    "TIMEOUT": TIME_LIMIT,
-    "DEADLINE": "reached its deadline (--deadline) before it finished",
-    "NODE_FAIL": "lost its node: the node failed (slurmd stopped answering, SlurmdTimeout)",
-    "BOOT_FAIL": "lost its node: the node failed to boot",
-    "OUT_OF_MEMORY": "ran out of memory on its node; raise its memory limit (--memory, SCRUN_MEM_PER_NODE)",
+    JobState.TIMEOUT: TIME_LIMIT,
+    JobState.DEADLINE: "reached its deadline (--deadline) before it finished",
+    JobState.NODE_FAIL: "lost its node: the node failed (slurmd stopped answering, SlurmdTimeout)",
+    JobState.BOOT_FAIL: "lost its node: the node failed to boot",
+    JobState.OUT_OF_MEMORY: "ran out of memory on its node; raise its memory limit (--memory, SCRUN_MEM_PER_NODE)",
 }
 # A job still completing has not reached its final state yet: ask again.
-JOB_STATE_NOT_FINAL = ("COMPLETING", "RUNNING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING",
-                       "STAGE_OUT", "RESIZING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+JOB_STATE_NOT_FINAL = NOT_FINAL
 
 
 def job_end_words(state: str) -> str:
