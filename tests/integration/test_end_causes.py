@@ -22,7 +22,11 @@ def _ended_under_us(scrun, cid: str, words: str, job_state: str, timeout: float 
     assert words in state.get("reason", ""), state
     told = [line for line in scrun.output(cid)[1].splitlines() if line.startswith("scrun: ")]
     assert len(told) == 1 and words in told[0], scrun.output(cid)[1]
-    wait_for(lambda: scrun.record(cid)["job_state"] == job_state, 30, f"the record's job state to be {job_state}")
+    try:
+        wait_for(lambda: scrun.record(cid)["job_state"] == job_state, 30, f"the record's job state to be {job_state}")
+    except AssertionError:
+        raise AssertionError(f"the record's job state is {scrun.record(cid)['job_state']!r}, not {job_state}; "
+                             f"anchor log: {(scrun.root / cid / 'anchor.log').read_text()[-3000:]}") from None
     assert scrun("delete", cid).returncode == 0
     return record
 

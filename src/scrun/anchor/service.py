@@ -319,6 +319,10 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
         allocation, self.allocation = self.allocation, None  # first: the holder's watch sees it is ours
         if allocation is not None:
             await allocation.release(self.slurm_env())
+            if allocation.revoked.is_set() and not allocation.final_state:
+                # salloc said "revoked" without why (it may, as we release a job whose step ran
+                # out of memory): Slurm's final state, not a guess.
+                await allocation.learn_end_cause(self.slurm_env())
             # The job's own final state where we learned it (PREEMPTED, TIMEOUT …), else ours.
             ended = allocation.final_state or (JobState.COMPLETED if allocation.granted and not allocation.revoked.is_set()
                                                else JobState.CANCELLED)
