@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import COLS, IMAGE, LIVE_STATES, ROWS, Tmux, require, sh, slurm_version, wait_for
+from conftest import COLS, IMAGE, LIVE_STATES, ROWS, Tmux, require, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 # Debian's own client when there is one (it matches the daemon; /usr/local/bin may hold another).
@@ -109,12 +109,10 @@ def test_interactive_terminal(docker_ready, nothing_left):
     assert "IS-A-TTY" in screen and "got-int" in screen and "RC:9" in screen, screen
 
 
-@pytest.mark.xfail(slurm_version() < (23, 2), strict=False, reason=(
-    "Slurm 22.05, a race: docker resizes the console right after start, and when the SIGWINCH lands during "
-    "srun's pty set-up (srun: error: pty: accept failure: Interrupted system call) the container's tty has no "
-    "size. Since start got faster it mostly passes. (24.11 always passes: crun sizes the node's tty from "
-    "process.consoleSize.)"))
 def test_interactive_terminal_size(docker_ready, nothing_left):
+    """docker resizes the console right after start. On 22.05 that SIGWINCH, when it came while
+    srun waited for the node's pty connection, ended srun's pty thread and the container's tty had
+    no size (a flaky xfail until start waited for the tasks to start with a terminal)."""
     with Tmux() as term:
         term.line(f"{DOCKER} run -it --rm --runtime scrun --network none {IMAGE} sh -c 'stty size; exit 3'; echo RC:$?")
         screen = term.wait("RC:", timeout=60)

@@ -92,6 +92,12 @@ class ControlServer:
                 self.log.error("%s", reason)
                 self.request_stop(127 if isinstance(exc, FileNotFoundError) else 1, reason)
                 return refusal("slurm", reason)
+            if self.req.terminal:
+                # The engine resizes the console as soon as start returns; that SIGWINCH, landing
+                # while srun still waits for the node's pty connection, ends srun's pty thread
+                # (srun_pty.c: "pty: accept failure"), and no size ever reaches the container.
+                # The node connects before the tasks start: start returns once they have.
+                await self._wait_tasks_started(STEP_START_WAIT)
             return {"ok": True}
         if op == "kill":
             sig = int(req.get("signal", signal.SIGTERM))
