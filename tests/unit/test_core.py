@@ -251,6 +251,12 @@ def test_srun_lines_glued_to_a_container_line_without_newline_are_cut_off(verbos
     f = StderrFilter()
     assert f.feed(b"x") + f.feed(b"slurmstepd: error: *** STEP 6.0 ON n1 CANCELLED AT 2026-11-25T06:13:31 ***\n") == b"x"
     assert f.step_cancelled
+    # The container's last bytes are themselves `srun: ` (found by the e2e property test on 24.11):
+    # with srun's line after them, the whole line starts like srun's, and was dropped whole.
+    for split in (False, True):
+        f = StderrFilter(srun_verbose=True)
+        out = (f.feed(b"srun: ") + f.feed(EXIT_24_11)) if split else f.feed(b"srun: " + EXIT_24_11)
+        assert out + f.flush() == b"srun: "
 
 
 def test_text_like_srun_inside_a_container_line_is_kept():

@@ -109,9 +109,13 @@ class StderrFilter:
                     self._mid_line = True
                 return bytes(out)
             line, data = data[: nl + 1], data[nl + 1:]
-            if not self._is_noise(line):
-                glued = self._glued(line)
-                out += line if glued < 0 else line[:glued]
+            # Glued first: the container's unfinished `srun: ` and srun's own line after it make
+            # one line that starts like srun's (found by the property test, 24.11).
+            glued = self._glued(line)
+            if glued > 0:
+                out += line[:glued]
+            elif not self._is_noise(line):
+                out += line
         return bytes(out)
 
     def flush(self) -> bytes:
