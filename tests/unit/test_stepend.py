@@ -91,7 +91,8 @@ def test_a_stop_from_the_jobs_end_is_told_to_the_user():
     ("", "was cancelled outside scrun"),
 ])
 def test_a_jobs_final_state_names_why_it_ended(state, words):
-    from scrun.core.stepend import JOB_STATE_NOT_FINAL, job_end_words
+    from scrun.core.jobstate import NOT_FINAL
+    from scrun.core.stepend import job_end_words
 
     assert job_end_words(state).startswith(words)
-    assert state not in JOB_STATE_NOT_FINAL
+    assert state not in NOT_FINAL

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from scrun.anchor.holder import HOLDER_SPAWN, abandon
 from scrun.core.jobstate import JobState
-from scrun.core.stepend import CANCELLED_OUTSIDE, JOB_STATE_NOT_FINAL, TIME_LIMIT, job_end_words
+from scrun.core.jobstate import NOT_FINAL
+from scrun.core.stepend import CANCELLED_OUTSIDE, TIME_LIMIT, job_end_words, node_failure_cause
 from scrun.errors import SlurmError
 from scrun.log import get_logger
 from scrun.slurm import argv as slurm_argv
@@ -25,11 +26,6 @@ from scrun.slurm.runner import AdoptedProcess, adopt_async, run_async, spawn_asy
 
 RELEASE_TIMEOUT = 15.0
 END_CAUSE_WAIT = 10.0  # how long a job that ended under us may take to reach its final state
-
-
-def node_failure_cause(node: str) -> str:
-    """The stop reason's words (after "job N") for a job whose node failed."""
-    return f"lost its node {node}: the node failed (slurmd stopped answering, SlurmdTimeout)"
 
 
 class Allocation:
@@ -153,7 +149,7 @@ class Allocation:
             info = parse_job_info(out.decode(errors="replace")).get(self.job_id)
             if self._cause_known:  # salloc's own line came meanwhile
                 return self.end_cause
-            if info is not None and info.state not in JOB_STATE_NOT_FINAL:
+            if info is not None and info.state not in NOT_FINAL:
                 self.end_cause, self._cause_known = job_end_words(info.state), True
                 self.final_state = info.state
                 return self.end_cause

@@ -13,14 +13,13 @@ import signal
 import subprocess
 import time
 
-from scrun.anchor.allocation import node_failure_cause
 from scrun.anchor.relay import relay_filtered, tell_user
 from scrun.anchor.stepwake import wake_while_waiting
 from scrun.core.exitcode import exit_code_from_returncode
 from scrun.core.nodeguard import GUARD_SCRIPT_NAME
 from scrun.core.phase import Event
 from scrun.core.signals import signal_name
-from scrun.core.stepend import StepEnd
+from scrun.core.stepend import StepEnd, node_failure_cause
 from scrun.core.stepend import decide as decide_step_end
 from scrun.errors import SlurmError
 from scrun.slurm import argv as slurm_argv

@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 from typing import NamedTuple
 
-from scrun.core.jobstate import NOT_FINAL, JobState
+from scrun.core.jobstate import JobState
 from scrun.core.exitcode import exit_code_for_signal, exit_code_from_returncode
 from scrun.core.nodeguard import GUARD_KILLED, refusal_reason
 from scrun.core.signals import signal_name
@@ -21,6 +21,11 @@ KILLED = exit_code_for_signal(signal.SIGKILL)
 
 # Why a job ended under us, after "job N": salloc names the time limit and a node failure itself;
 # for everything else it says only "revoked", and the job's final state (squeue) tells.
+def node_failure_cause(node: str) -> str:
+    """The stop reason's words (after "job N") for a job whose node failed (node "" if unknown)."""
+    return f"lost its node{' ' + node if node else ''}: the node failed (slurmd stopped answering, SlurmdTimeout)"
+
+
 CANCELLED_OUTSIDE = "was cancelled outside scrun (scancel by its user or an admin)"
 TIME_LIMIT = "reached its time limit (SCRUN_TIMELIMIT, org.slurm.timelimit or the partition's)"
 _JOB_END_WORDS = {
@@ -29,12 +34,10 @@ _JOB_END_WORDS = {
                   "PreemptMode); run it again, or in a partition that is not preempted"),
     JobState.TIMEOUT: TIME_LIMIT,
     JobState.DEADLINE: "reached its deadline (--deadline) before it finished",
-    JobState.NODE_FAIL: "lost its node: the node failed (slurmd stopped answering, SlurmdTimeout)",
+    JobState.NODE_FAIL: node_failure_cause(""),
     JobState.BOOT_FAIL: "lost its node: the node failed to boot",
     JobState.OUT_OF_MEMORY: "ran out of memory on its node; raise its memory limit (--memory, SCRUN_MEM_PER_NODE)",
 }
-# A job still completing has not reached its final state yet: ask again.
-JOB_STATE_NOT_FINAL = NOT_FINAL
 
 
 def job_end_words(state: str) -> str:
