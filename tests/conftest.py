@@ -132,6 +132,15 @@ def isolated_node(slurm_cluster):
 
 
 @pytest.fixture
+def scratch_dir():
+    """A fresh directory on the shared scratch filesystem (every node sees it), removed after."""
+    path = os.path.join(cluster_tool("slurmconf").SCRATCH, f"test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def node_without_oci_conf(isolated_node):
     """The isolated node with its oci.conf hidden (its /etc/slurm a copy without it): Slurm there
     ignores --container and runs a step's command on the node itself."""

@@ -18,14 +18,6 @@ NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
 
 
 @pytest.fixture
-def scratch_dir():
-    path = os.path.join(slurmconf.SCRATCH, f"test-{uuid.uuid4().hex[:8]}")
-    os.mkdir(path)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def login_tmp():
     """A directory on the login node only (its /tmp): what podman's and docker's storage is to a node."""
     path = pathlib.Path(tempfile.mkdtemp(prefix="scrun-login-only-", dir="/tmp"))

@@ -2,8 +2,6 @@
 token in its own environment (an image's ENV, `-e`) must not pass the guard on a node that would
 run its command outside any container."""
 import os
-import shutil
-import uuid
 
 import pytest
 
@@ -14,12 +12,9 @@ NODE, PARTITION = slurmconf.ISOLATED_NODE, slurmconf.ISOLATED_PARTITION
 
 
 @pytest.fixture
-def marker_dir():
-    path = os.path.join(slurmconf.SCRATCH, f"guard-{uuid.uuid4().hex[:8]}")
-    os.mkdir(path)
-    os.chmod(path, 0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def marker_dir(scratch_dir):
+    os.chmod(scratch_dir, 0o777)
+    return scratch_dir
 
 
 @pytest.mark.parametrize("forged", ["SCRUN_NODE_GUARD=", "SCRUN_NODE_GUARD=0123456789abcdef0123456789abcdef"])
