@@ -2,7 +2,6 @@
 nodes are private to their user (the container's environment, secrets included, is in them)."""
 from __future__ import annotations
 
-import glob
 import os
 import pathlib
 import shutil
@@ -18,6 +17,9 @@ from security.conftest import PEER, USER, as_user, podman, uid_of
 
 CRUN_ROOT = cluster_tool("slurmconf").CRUN_ROOT
 STAGE_DIR = cluster_tool("slurmconf").STAGE_DIR  # the cluster's scrun.conf StageDir: copies in <user>/<id>
+# The copies this file's containers were staged to: the last test checks they are gone. Only
+# these: StageDir also holds what an interrupted earlier run left (a killed test run's container).
+STAGED: list[str] = []
 
 
 def peer_cannot_reach(bundle: str) -> None:
@@ -46,6 +48,7 @@ def detached(podman_ready):
 def test_a_root_container_with_uid_mappings_is_staged_privately(detached):
     cid = detached("--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536")
     bundle = f"{STAGE_DIR}/root/{cid}"
+    STAGED.append(bundle)
     wait_for(lambda: os.path.exists(f"{bundle}/config.json"), 30, "the staged copy")
     st = os.stat(bundle)
     assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, 100000), "reachable by its mapped root alone"
@@ -57,6 +60,7 @@ def test_a_root_container_with_uid_mappings_is_staged_privately(detached):
 def test_a_rootless_container_is_staged_privately(detached):
     cid = detached(user=USER)
     bundle = f"{STAGE_DIR}/{USER}/{cid}"
+    STAGED.append(bundle)
     wait_for(lambda: os.path.exists(f"{bundle}/config.json"), 30, "the staged copy")
     assert stat.S_IMODE(os.stat(f"{bundle}/config.json").st_mode) == 0o600
     assert not stat.S_IMODE(os.stat(bundle).st_mode) & 0o077
@@ -76,9 +80,18 @@ def test_crun_state_directories_cannot_be_made_by_another_user():
 
 
 def test_nothing_is_left_staged_after_the_containers_are_gone(podman_ready):
-    """Runs after the tests above (file order): stage_out removed every copy they made."""
-    wait_for(lambda: not glob.glob(f"{STAGE_DIR}/root/*") and not glob.glob(f"{STAGE_DIR}/{USER}/*"),
-             30, "stage_out to remove the staged copies")
+    """Runs after the tests above (file order): stage_out removed every copy they made, and the
+    copy of a container run here and removed."""
+    for user, owner in ((None, "root"), (USER, USER)):
+        name = f"sec-{uuid.uuid4().hex[:8]}"
+        proc = podman("run", "-d", "--name", name, IMAGE, "sleep", "60", user=user)
+        assert proc.returncode == 0, proc.stderr
+        cid = podman("inspect", "--format", "{{.Id}}", name, user=user).stdout.strip()
+        STAGED.append(f"{STAGE_DIR}/{owner}/{cid}")
+        wait_for(lambda: os.path.exists(f"{STAGED[-1]}/config.json"), 30, "the staged copy")
+        assert podman("rm", "-f", "-t", "0", name, user=user).returncode == 0
+    wait_for(lambda: not [b for b in STAGED if os.path.lexists(b)], 30,
+             f"stage_out to remove the staged copies {STAGED}")
 
 
 def oci_conf_commands() -> dict[str, str]:
