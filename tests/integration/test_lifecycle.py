@@ -336,21 +336,38 @@ def test_anchor_answers_malformed_and_foreign_requests(slurm_cluster, scrun, mak
     assert scrun("delete", "--force", cid).returncode == 0
 
 
-def test_the_step_is_found_the_way_the_slurm_version_allows(scrun, make_bundle, conf_dir):
-    """>= 23.02: srun --container-id, and the step is looked up by it; 22.05: by step name."""
+def test_the_step_is_known_from_srun_and_found_the_way_the_slurm_version_allows(scrun, make_bundle, conf_dir):
+    """The anchor signals the step srun said it launches (no slurmctld round trip: under load one
+    came back empty once, and the signal went to srun, which turns TERM into KILL). Its fallback
+    lookup, for a step srun has not named yet: >= 23.02 by --container-id, 22.05 by step name,
+    checked here against the real scontrol/squeue output for a running container."""
+    from scrun.core.ids import step_name_for
+    from scrun.slurm import argv as slurm_argv
+    from scrun.slurm.parse import parse_step_containers, parse_step_list
+
     with open(conf_dir / "oci.conf", "a") as fh:
         fh.write("FileDebug=debug\n")
     cid = scrun.new_id()
     assert scrun.create(cid, make_bundle(["sleep", "60"]), global_args=("-f", str(conf_dir / "slurm.conf"))).returncode == 0
     assert scrun("start", cid).returncode == 0
+    job = scrun.record(cid)["job_id"]
+    by_id = slurm_version() >= (23, 2)
+
+    def lookup() -> list[str]:
+        if by_id:
+            out = sh(slurm_argv.build_step_show_argv("scontrol", job)).stdout
+            return [step for step, container in parse_step_containers(out) if container == cid]
+        out = sh(slurm_argv.build_step_list_argv("squeue", job)).stdout
+        return [step for step, name in parse_step_list(out) if name == step_name_for(cid)]
+
+    found = wait_for(lookup, 30, "the container's step in slurmctld")
     assert scrun("kill", cid, "KILL").returncode == 0
     record = scrun.wait_stopped(cid, 30)
     log = (scrun.root / cid / "anchor.log").read_text()
     assert record["exit_code"] == 137, (record, log)
-    by_id = slurm_version() >= (23, 2)
     assert (f"--container-id={cid}" in log) is by_id
-    found = re.findall(r"container steps \['(\w+)'\] found by (--container-id|step name)", log)
-    assert found and found[0][1] == ("--container-id" if by_id else "step name"), log
+    assert found == ["0"]
+    assert f"srun launches step {job}.0" in log and "found by" not in log, log
     assert scrun("delete", cid).returncode == 0
 
 

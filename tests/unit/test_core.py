@@ -227,6 +227,21 @@ def test_verbose_srun_says_when_the_tasks_run_and_nothing_of_it_reaches_the_cont
     assert out == b"container says\nsrun: error: Unable to create step for job 5: Invalid\nsrun: warning: careful\n"
 
 
+@pytest.mark.parametrize("verbose", [VERBOSE_22_05, VERBOSE_24_11], ids=["22.05", "24.11"])
+def test_verbose_srun_names_the_step_it_launches_once(verbose):
+    f = StderrFilter(srun_verbose=True)
+    f.feed(verbose[:60])
+    assert f.step_id is None
+    f.feed(verbose[60:] + b"srun: launching StepId=9.7 on host n2, 1 tasks: 0\n")  # the first one counts
+    assert f.step_id == "0"
+
+
+def test_no_step_is_learnt_without_verbose():
+    f = StderrFilter()
+    f.feed(VERBOSE_22_05)
+    assert f.step_id is None
+
+
 def test_without_verbose_srun_info_lines_still_pass_and_nothing_is_said_started():
     f = StderrFilter()
     assert f.feed(VERBOSE_24_11) == VERBOSE_24_11

@@ -14,12 +14,14 @@ class RelayResult(NamedTuple):
 
 
 async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_verbose: bool = False,
-                         on_tasks_started: Callable[[], None] | None = None, close_dest: bool = True) -> RelayResult:
+                         on_tasks_started: Callable[[], None] | None = None,
+                         on_step_launched: Callable[[str], None] | None = None, close_dest: bool = True) -> RelayResult:
     """srun's stderr → the container's stderr, minus srun's status lines (core.stderrfilter).
 
     Returns the last line it passed: when the node's runtime refuses the container (crun: an
     AppArmor profile the node lacks, a mount it cannot make) that line is its reason.
-    `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run.
+    `on_tasks_started` is called once, when srun (run with --verbose) says the step's tasks run;
+    `on_step_launched` once with the step's id, when srun says it launches it.
     close_dest=False leaves dest_fd open for the caller's last word (tell_user).
     """
     from scrun.core.stderrfilter import OUT_OF_MEMORY, TAIL_BYTES, StderrFilter, last_line
@@ -36,6 +38,9 @@ async def relay_filtered(reader: asyncio.StreamReader, dest_fd: int, *, srun_ver
         while True:
             chunk = await reader.read(65536)
             data = filt.feed(chunk) if chunk else filt.flush()
+            if filt.step_id is not None and on_step_launched is not None:
+                on_step_launched(filt.step_id)
+                on_step_launched = None
             if filt.tasks_started and on_tasks_started is not None:
                 on_tasks_started()
                 on_tasks_started = None

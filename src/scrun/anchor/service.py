@@ -73,6 +73,7 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
         self.stderr_dest: int | None = None  # the container's stderr, ours until the verdict is told
         self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
         self.tasks_started_at = 0.0           # when (the loop's clock)
+        self.step_id: str | None = None       # the step srun said it launches (its --verbose line)
         self._resend_task: asyncio.Future | None = None
         self._step_wake: asyncio.Future | None = None  # stepwake: srun left waiting for its step
         self.guard: str | None = None  # the node guard's directory (core.nodeguard), once launched

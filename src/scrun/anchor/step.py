@@ -77,21 +77,28 @@ class StepControl:
             self.srun = await spawn_async(
                 argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
         assert self.srun.stderr is not None
+        self.step_id = None  # this srun's, once it says
         self.stderr_dest = stderr_dest
         self._step_wake = asyncio.ensure_future(wake_while_waiting(self.srun.pid, self.tasks_started, self.log))
         self.stderr_relay = asyncio.ensure_future(
             relay_filtered(self.srun.stderr, stderr_dest, srun_verbose=True, on_tasks_started=self._tasks_have_started,
-                           close_dest=False))
+                           on_step_launched=self._step_launched, close_dest=False))
         # The step owns the container's stdio now; our copies would only delay EOF for conmon.
         self.close_stdio()
         self.record.step_started = time.time()
         self.start_requested.set()
 
+    def _step_launched(self, step: str) -> None:
+        self.step_id = step
+        self.log.debug("srun launches step %s.%s", self.record.job_id, step)
+
     async def _step_ids(self) -> list[str]:
-        """Ids of the running container steps of our job: by --container-id where Slurm has
-        it (the name is only a label), else by step name."""
+        """Ids of the container steps of our job: the one srun said it launches, else asked of
+        slurmctld, by --container-id where Slurm has it (the name is only a label), else by step name."""
         if self.record.job_id is None:
             return []
+        if self.step_id is not None:
+            return [self.step_id]
         await self._version_known()
         by_container_id = slurm_argv.finds_step_by_container_id(self.slurm_version)
         if by_container_id:
@@ -121,7 +128,8 @@ class StepControl:
         if not steps:
             if self.srun is not None and self.srun.returncode is None:
                 # No step registered yet: let srun deliver it. SIGKILL would kill srun alone and
-                # orphan a step that is still launching; SIGTERM makes srun cancel the step.
+                # orphan a step that is still launching; SIGTERM makes srun cancel the step (srun
+                # turns TERM, HUP and QUIT into SIGKILL: never the path for a running step's signal).
                 forward = signal.SIGTERM if sig == signal.SIGKILL else sig
                 self.log.debug("no step registered yet; sending %s to srun", signal_name(forward))
                 with contextlib.suppress(ProcessLookupError):

@@ -25,6 +25,9 @@ NOISE = re.compile(
 )
 _PREFIXES = (b"srun: ", b"slurmstepd")
 TASKS_STARTED = re.compile(rb"^srun: (?:launch/slurm: _task_start: )?Node \S+, \d+ tasks? started\r?\n$")
+# srun --verbose names the step it launches (22.05 and 24.11 alike): the anchor signals that step
+# by its id, with no slurmctld round trip to find it (which can come back empty under load).
+STEP_LAUNCHING = re.compile(rb"^srun: launching StepId=\d+\.(\d+) on host ")
 _KEPT_IN_VERBOSE = (b"srun: error: ", b"srun: fatal: ", b"srun: warning: ")
 # What `srun --verbose` says as the step ends (22.05 through its launch plugin, 24.11 bare): the
 # lines that follow the container's last bytes, and so are glued to them when those did not end
@@ -58,6 +61,7 @@ class StderrFilter:
         self.step_cancelled = False  # slurmstepd said the step was cancelled
         self.srun_verbose = srun_verbose  # srun ran with --verbose: its info lines are noise too
         self.tasks_started = False  # srun said the step's tasks run (only with --verbose)
+        self.step_id: str | None = None  # the step srun said it launches (only with --verbose)
 
     def _is_noise(self, line: bytes) -> bool:
         if NOISE.match(line):
@@ -65,6 +69,9 @@ class StderrFilter:
             return True
         if self.srun_verbose and line.startswith(b"srun: ") and not line.startswith(_KEPT_IN_VERBOSE):
             self.tasks_started = self.tasks_started or bool(TASKS_STARTED.match(line))
+            launching = STEP_LAUNCHING.match(line)
+            if launching and self.step_id is None:
+                self.step_id = launching.group(1).decode()
             return True
         return False
 
