@@ -24,14 +24,19 @@ def previous_src(tmp_path_factory):
 
 
 def test_a_container_of_the_previous_release_is_stated_killed_and_deleted_by_this_one(slurm_cluster, scrun,
-                                                                                        make_bundle, previous_src):
+                                                                                        make_bundle, previous_src,
+                                                                                        conf_dir):
     old = {"PYTHONPATH": str(previous_src)}
+    # The site's files as they were before the upgrade: keys added since (ImageCache) are not in them.
+    scrun_conf = conf_dir / "scrun.conf"
+    scrun_conf.write_text("".join(line for line in scrun_conf.read_text().splitlines(True)
+                                  if not line.startswith("ImageCache=")))
     cid = scrun.new_id()
     # USR1, not TERM: the previous release signals srun when its step lookup comes back empty
     # (under load, once in CI), and srun turns TERM into KILL; USR1 it forwards as it is.
     # This release signals the step srun named (test_lifecycle).
     bundle = make_bundle(["sh", "-c", "trap 'echo got-usr1; exit 7' USR1; echo up; sleep 300 & wait"])
-    assert scrun.create(cid, bundle, env=old).returncode == 0
+    assert scrun.create(cid, bundle, env=old, global_args=("-f", str(conf_dir / "slurm.conf"))).returncode == 0
     assert scrun("start", cid, env=old).returncode == 0
     wait_for(lambda: scrun.output(cid)[0] == "up\n", 30, "the container to run")
     anchor = scrun.record(cid)["anchor_pid"]

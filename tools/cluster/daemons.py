@@ -40,7 +40,8 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
     staged.mkdir(parents=True, exist_ok=True)
     for name in ("slurm.conf", "cgroup.conf", "oci.conf", "scrun.conf"):
         write_if_changed(staged / name, (etc / name).read_text())
-    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, conf.STAGE_DIR, conf.SCRATCH_TMP])  # a site's scratch: every user writes
+    # A site's scratch: every user writes.
+    t.run(["install", "-d", "-m", "1777", conf.SCRATCH, conf.STAGE_DIR, conf.IMAGE_CACHE, conf.SCRATCH_TMP])
     dirs = [conf.RUN_DIR, conf.LOG_DIR, f"{conf.LIB_DIR}/slurmctld", conf.CRUN_ROOT,
             *(f"{conf.LIB_DIR}/slurmd/{n}" for n in conf.node_names(layout.nodes))]
     for d in dirs:

@@ -42,6 +42,7 @@ ISOLATED_PORT = SLURMD_BASE_PORT + 50
 URGENT_PARTITION = "urgent"
 SCRATCH = "/scratch"  # the site's shared filesystem (Lustre/GPFS/NFS stand-in): the same on every node
 STAGE_DIR = f"{SCRATCH}/scrun"  # scrun.conf's StageDir here (made 1777 by daemons.write_configs)
+IMAGE_CACHE = f"{SCRATCH}/scrun-images"  # scrun.conf's ImageCache: each user's images, copied once (1777 too)
 # TMPDIR of every command run in a lane (tests, conformance, benchmarks): their bundles and
 # files must reach the nodes, as a site's users keep theirs on the shared filesystem.
 SCRATCH_TMP = f"{SCRATCH}/tmp"
@@ -54,6 +55,7 @@ STAGED_CONF_DIR = "/etc/slurm/staged"
 SCRUN_CONF = f"""{MARKER}
 StageDir={STAGE_DIR}
 SharedPaths={SCRATCH},/home
+ImageCache={IMAGE_CACHE}
 """
 
 

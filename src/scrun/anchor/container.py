@@ -155,7 +155,8 @@ class Container:
 
             self.hooks = BuiltinStaging(self.req.stage_dir, self.req.shared_paths, self.record.bundle,
                                         self.record.root_path, self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
-                                        lambda msg: self.notify_create("progress", msg=msg))
+                                        lambda msg: self.notify_create("progress", msg=msg),
+                                        image_cache=self.req.image_cache)
             return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 
@@ -171,6 +172,7 @@ class Container:
         self.record.bundle = self.hooks.bundle
         self.record.root_path = self.hooks.root_path
         self.record.stage_copy = getattr(self.hooks, "dest", None) or ""
+        self.record.staged_bytes = getattr(self.hooks, "copied_bytes", None)
         self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
         from scrun.core.mounts import mapped_root_error, namespace_local_rootfs_error

@@ -24,10 +24,11 @@ _FIELDS = (
     "stage_dir",           # scrun.conf StageDir: built-in staging when there is no scrun.lua
     "shared_paths",        # scrun.conf SharedPaths: what every node sees (runs in place)
     "node_guard",          # the step gets core.nodeguard's prolog (not with oci.conf's IgnoreFileConfigJson)
+    "image_cache",         # scrun.conf ImageCache: images staged once per user (anchor.imagecache)
 )
 
 
-class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True))):
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None))):
     """Everything create decided, for the anchor (request.json in the container's directory)."""
 
     __slots__ = ()

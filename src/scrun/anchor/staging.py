@@ -15,7 +15,8 @@ import shutil
 import stat
 
 from scrun.core.specchecks import host_id_of_root
-from scrun.core.staging import plan_staging, staged_config, staged_file
+from scrun.core.imagecache import cached_config
+from scrun.core.staging import StagePlan, plan_staging, staged_config, staged_file
 from scrun.errors import ScrunError
 from scrun.log import get_logger
 from scrun.store.records import write_text_atomic
@@ -34,8 +35,11 @@ class StagingError(ScrunError):
 
 class BuiltinStaging:
     def __init__(self, stage_dir: str, shared: tuple[str, ...], bundle: str, root_path: str, user: str,
-                 progress: Callable[[str], None]):
+                 progress: Callable[[str], None], image_cache: str | None = None):
         self.stage_dir = stage_dir
+        self.image_cache = image_cache  # scrun.conf ImageCache: images copied once (anchor.imagecache)
+        self.copied_bytes = 0  # what this container's staging copied (0: all from the cache)
+        self.cache_entry: str | None = None  # the cached rootfs it runs from
         self.shared = shared
         self.bundle = bundle
         self.root_path = root_path
@@ -71,21 +75,65 @@ class BuiltinStaging:
         owner = _mapped_root(config) or (os.getuid(), os.getgid())
         self._make_dest(plan.dest)
         try:
-            if plan.rootfs is not None:
+            overlays = self._from_cache(config, plan) if plan.rootfs is not None else None
+            if plan.rootfs is not None and overlays is None:
                 self._copy_with_progress(plan.rootfs, os.path.join(plan.dest, "rootfs"))
             if plan.files:
                 os.mkdir(os.path.join(plan.dest, "mounts"), 0o700)
                 for index, source in plan.files:
                     shutil.copy2(source, staged_file(plan, index, source))
-            write_text_atomic(plan.config_file, json.dumps(staged_config(config, plan)), mode=0o600)
+            if overlays is None:
+                out = staged_config(config, plan)
+            else:
+                out = cached_config(staged_config(config, plan._replace(rootfs=None)), self.cache_entry, overlays)
+            write_text_atomic(plan.config_file, json.dumps(out), mode=0o600)
             if owner != (os.getuid(), os.getgid()):
                 os.chown(plan.dest, *owner)  # the mapped root reaches its rootfs; nobody else
         except OSError as exc:
             raise StagingError(f"staging to {plan.dest} failed: {exc}") from None
         self.bundle = plan.dest
         if plan.rootfs is not None:
-            self.root_path = os.path.join(plan.dest, "rootfs")
-        log.debug("staged %s to %s", bundle, plan.dest)
+            self.root_path = self.cache_entry or os.path.join(plan.dest, "rootfs")
+        log.debug("staged %s to %s (%d bytes copied)", bundle, plan.dest, self.copied_bytes)
+
+    def _from_cache(self, config: dict, plan: StagePlan) -> list[dict] | None:
+        """Run from the image's cache entry (made now if this is its first container) instead of
+        a copy of its own: the overlays that make it writable; None when the image cannot be
+        cached (core.imagecache), and the rootfs is copied."""
+        from scrun.anchor.imagecache import ensure_entry
+        from scrun.core.imagecache import image_key, overlay_layers, overlay_mounts, usable_paths
+        from scrun.core.mounts import read_mountinfo
+
+        log = get_logger()
+        root = config.get("root") if isinstance(config.get("root"), dict) else {}
+        linux = config.get("linux") if isinstance(config.get("linux"), dict) else {}
+        if not self.image_cache or linux.get("uidMappings"):
+            return None  # a uid-mapped rootfs is owned by the mapping's ids: its copy is its own
+        layers = overlay_layers(read_mountinfo(), plan.rootfs)
+        if layers is None or not _only_mount_points(layers[1]):
+            log.debug("rootfs %s is not an image's untouched overlay: copied, not cached", plan.rootfs)
+            return None
+        key = image_key(layers[0])
+        upper_base = os.path.join(plan.dest, "upper")
+        if not usable_paths(self.image_cache, upper_base, self.user, key):
+            return None
+
+        def fill(dest: str) -> None:
+            self._copy_with_progress(plan.rootfs, dest)
+
+        self.cache_entry, made = ensure_entry(self.image_cache, self.user, key, fill, self.progress)
+        tops = [n for n in os.listdir(self.cache_entry)
+                if os.path.isdir(os.path.join(self.cache_entry, n)) and not os.path.islink(os.path.join(self.cache_entry, n))]
+        # A read-only root (podman --read-only) needs no overlay: the entry as it is.
+        overlays = [] if root.get("readonly") else overlay_mounts(self.cache_entry, tops, config.get("mounts") or [],
+                                                                    upper_base)
+        os.mkdir(upper_base, 0o700)
+        for mount in overlays:
+            name = mount["destination"].lstrip("/")
+            _make_upper(os.path.join(self.cache_entry, name), os.path.join(upper_base, name))
+        log.info("image %s %s the cache (%s): %d bytes copied", key, "staged into" if made else "runs from",
+                 self.cache_entry, self.copied_bytes)
+        return overlays
 
     def _make_dest(self, dest: str) -> None:
         try:
@@ -121,7 +169,7 @@ class BuiltinStaging:
 
         def copy() -> None:
             try:
-                _copy_tree(src, dst)
+                self.copied_bytes += _copy_tree(src, dst)
             except BaseException as exc:  # re-raised below, in the anchor's thread
                 failure.append(exc)
 
@@ -139,6 +187,7 @@ class BuiltinStaging:
                   spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:
         self.staged_out = True
         if self.dest is not None:
+            _open_work_dirs(os.path.join(self.dest, "upper"))
             shutil.rmtree(self.dest, ignore_errors=True)  # fd-based: links in it are removed, never followed
             self.dest = None
 
@@ -164,8 +213,53 @@ def _private_dir(path: str) -> None:
                                f"{stat.S_IMODE(st.st_mode):04o}): remove it, or have the admin make it 0700 for you") from None
 
 
-def _copy_tree(src: str, dst: str) -> None:
-    """The rootfs, owners and modes kept; devices, FIFOs and sockets left out (crun makes /dev)."""
+def _only_mount_points(upper: str) -> bool:
+    """An engine's upper layer holding only what it made for mount points (empty directories and
+    files, e.g. /etc/hosts' and /run/.containerenv's) and podman's /etc/mtab link: the container
+    is its image, untouched."""
+    for parent, _dirs, files in os.walk(upper):
+        for name in files:
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode) and os.path.relpath(path, upper) == "etc/mtab":
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size:
+                return False  # content, another link or a whiteout (a deleted file)
+    return True
+
+
+def _open_work_dirs(upper_base: str) -> None:
+    """overlayfs leaves <work>/work mode 0000: made ours to remove (nothing in it is followed)."""
+    try:
+        names = os.listdir(upper_base)
+    except OSError:
+        return
+    for name in names:
+        inner = os.path.join(upper_base, name, "work", "work")
+        if os.path.isdir(inner) and not os.path.islink(inner):
+            try:
+                os.chmod(inner, 0o700)
+            except OSError:
+                pass
+
+
+def _make_upper(lower: str, place: str) -> None:
+    """<place>/up and <place>/work for one overlay: `up` gets the mode and owner of the directory
+    it covers (an overlay's top directory shows its upper's: /tmp stays 1777)."""
+    st = os.lstat(lower)
+    os.makedirs(os.path.join(place, "work"), 0o700)
+    up = os.path.join(place, "up")
+    os.mkdir(up, 0o700)
+    try:
+        os.lchown(up, st.st_uid, st.st_gid)
+    except PermissionError:
+        pass  # another owner than ours: the container's root reads it as its own anyway
+    os.chmod(up, stat.S_IMODE(st.st_mode))
+
+
+def _copy_tree(src: str, dst: str) -> int:
+    """The rootfs, owners and modes kept; devices, FIFOs and sockets left out (crun makes /dev).
+    Returns the bytes copied."""
     def skip_special(directory: str, names: list[str]) -> list[str]:
         skipped = []
         for name in names:
@@ -174,7 +268,14 @@ def _copy_tree(src: str, dst: str) -> None:
                 skipped.append(name)
         return skipped
 
-    shutil.copytree(src, dst, symlinks=True, ignore=skip_special)
+    copied = 0
+
+    def copy_counted(source: str, target: str) -> None:
+        nonlocal copied
+        shutil.copy2(source, target)
+        copied += os.lstat(source).st_size
+
+    shutil.copytree(src, dst, symlinks=True, ignore=skip_special, copy_function=copy_counted)
     for parent, dirs, files in os.walk(src):
         rel = os.path.relpath(parent, src)
         for name in (".", *dirs, *files) if rel == "." else (*dirs, *files):
@@ -187,3 +288,4 @@ def _copy_tree(src: str, dst: str) -> None:
                     os.chmod(target, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid bits
             except FileNotFoundError:
                 continue  # a special file, not copied
+    return copied

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from scrun.config.conffile import ConfLine, read_conf
 from scrun.config.defaults import LUA_TIMEOUT_DEFAULT, resolve_slurm_conf
+from scrun.core.staging import under
 from scrun.errors import ConfigError
 
 TYPE_CHECKING = False  # not typing's: its import is ~7 ms of create
@@ -123,16 +124,18 @@ def load_node_config(slurm_conf: str) -> OciConf:
 
 
 
-class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths node_guard", defaults=(None, (), True))):
+class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths node_guard image_cache",
+                             defaults=(None, (), True, None))):
     """scrun.conf's staging: StageDir (copies for the nodes, None: no built-in staging), the
-    directories every compute node shares at the same path (StageDir among them), and NodeGuard
-    (core.nodeguard; `NodeGuard=no` saves its 10-35 ms per step where every node has oci.conf)."""
+    directories every compute node shares at the same path (StageDir among them), NodeGuard
+    (core.nodeguard; `NodeGuard=no` saves its 10-35 ms per step where every node has oci.conf)
+    and ImageCache (core.imagecache: each user's images copied once, there; None: per container)."""
 
     __slots__ = ()
 
 
 SCRUN_CONF_NAME = "scrun.conf"
-_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths", "nodeguard"}
+_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths", "nodeguard", "imagecache"}
 
 
 def load_site_staging(slurm_conf: str) -> SiteStaging:
@@ -142,11 +145,12 @@ def load_site_staging(slurm_conf: str) -> SiteStaging:
     path = os.path.join(os.path.dirname(slurm_conf), SCRUN_CONF_NAME)
     if not os.path.exists(path):
         return SiteStaging()
-    stage_dir, shared, guard = None, [], True
+    stage_dir, shared, guard, cache = None, [], True, None
     for line in read_conf(path, allow_include=False):
         key = line.key.lower()
         if key not in _SCRUN_CONF_KEYS:
-            raise ConfigError(f"{line.where}: unknown scrun.conf key {line.key!r} (StageDir, SharedPaths, NodeGuard)")
+            raise ConfigError(f"{line.where}: unknown scrun.conf key {line.key!r} (StageDir, SharedPaths, NodeGuard, "
+                              "ImageCache)")
         if key == "nodeguard":
             if line.value.lower() not in ("yes", "no"):
                 raise ConfigError(f"{line.where}: NodeGuard must be yes or no, got {line.value!r}")
@@ -160,13 +164,21 @@ def load_site_staging(slurm_conf: str) -> SiteStaging:
                 raise ConfigError(f"{line.where}: StageDir {line.value}: not a directory (make it on a filesystem "
                                   "every compute node mounts at the same path)")
             stage_dir = os.path.normpath(values[0])
+        elif key == "imagecache":
+            if len(values) != 1 or not os.path.isdir(values[0]):
+                raise ConfigError(f"{line.where}: ImageCache {line.value}: not a directory (make it, 1777, on a "
+                                  "filesystem every compute node mounts at the same path)")
+            cache = (os.path.normpath(values[0]), line.where)
         else:
             shared += [os.path.normpath(v) for v in values]
     if shared and stage_dir is None:
         raise ConfigError(f"{path}: SharedPaths without StageDir: set StageDir (where copies go) too")
     if stage_dir is not None and stage_dir not in shared:
         shared.append(stage_dir)
-    return SiteStaging(stage_dir, tuple(shared), guard)
+    if cache is not None and (stage_dir is None or not under(cache[0], tuple(shared))):
+        raise ConfigError(f"{cache[1]}: ImageCache {cache[0]} must be under SharedPaths (the nodes read its entries), "
+                          "with StageDir set")
+    return SiteStaging(stage_dir, tuple(shared), guard, cache[0] if cache else None)
 
 
 class Settings(namedtuple("Settings", "root root_note slurm_conf log env identity lua_timeout",

@@ -39,6 +39,8 @@ _DEFAULTS: dict[str, Any] = {
     # The directory scrun.conf's staging made for this container (StageDir/<user>/<id>): the
     # anchor's stage_out removes it, or delete when the anchor died first.
     "stage_copy": "",
+    # Bytes the built-in staging copied for this container (0: its image came from the cache).
+    "staged_bytes": None,
     # Unix times of the container step's launch and end (srun spawned / exited): how long
     # the step ran, and how long the rest took around it (bench/run.py reports both).
     "step_started": None,
