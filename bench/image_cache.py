@@ -50,6 +50,7 @@ def copy_floor(image: str, dest_parent: str) -> float:
     try:
         rootfs = subprocess.run(["podman", "mount", cid], capture_output=True, text=True, check=True).stdout.strip()
         dest = tempfile.mkdtemp(dir=dest_parent)
+        os.sync()  # the last removal's writes are not this copy's
         try:
             began = time.perf_counter()
             subprocess.run(["cp", "-a", f"{rootfs}/.", dest], check=True)
@@ -79,10 +80,15 @@ def median(samples: list[float]) -> float:
 
 def measure(image: str, no_cache_conf: str, scratch: str) -> dict:
     floor = median([copy_floor(image, scratch) for _ in range(REPS)])
-    copied = median([podman_run(image, no_cache_conf) for _ in range(REPS)])
+    copied = []
+    for _ in range(REPS):
+        os.sync()
+        copied.append(podman_run(image, no_cache_conf))
+    copied = median(copied)
     cold = []
     for _ in range(REPS):
         shutil.rmtree(CACHE_ROOT, ignore_errors=True)
+        os.sync()  # the removal's writes belong to a prune, not to this start
         cold.append(podman_run(image, node="n1"))
     warm = [podman_run(image, node="n2") for _ in range(REPS)]
     return {"cp_a_floor_s": floor, "copy_per_container_s": copied, "cache_cold_s": median(cold),

@@ -117,3 +117,18 @@ def test_another_user_cannot_read_the_entries_nor_take_a_users_place(fresh_cache
         assert proc.returncode != 0 and f"{CACHE}/root is not a private directory of yours" in proc.stderr, proc.stderr
     finally:
         subprocess.run(["rm", "-rf", os.path.join(CACHE, "root")], check=True)
+
+
+def test_prune_spares_the_entry_a_container_runs_from_and_removes_it_after(fresh_cache):
+    name_cid = fresh_cache()
+    key = entries()[0]
+    listed = subprocess.run(["scrun", "cache", "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [(e["image"], e["in_use"]) for e in json.loads(listed.stdout)] == [(key, True)]
+    pruned = subprocess.run(["scrun", "cache", "prune"], capture_output=True, text=True, timeout=60)
+    assert (pruned.returncode, pruned.stdout) == (0, ""), pruned.stderr
+    assert entries() == [key], "an entry in use was pruned"
+    assert podman("rm", "-f", "-t", "0", name_cid).returncode == 0
+    pruned = subprocess.run(["scrun", "cache", "prune"], capture_output=True, text=True, timeout=60)
+    assert pruned.returncode == 0 and pruned.stdout.startswith(f"removed {key} ("), pruned
+    assert os.listdir(os.path.join(CACHE, "root")) == [f"{key}.lock"], "nothing but the lock file is left"

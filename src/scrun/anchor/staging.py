@@ -40,6 +40,7 @@ class BuiltinStaging:
         self.image_cache = image_cache  # scrun.conf ImageCache: images copied once (anchor.imagecache)
         self.copied_bytes = 0  # what this container's staging copied (0: all from the cache)
         self.cache_entry: str | None = None  # the cached rootfs it runs from
+        self.cache_hold: int | None = None  # its lock, held shared while we run from it (store.imagecache)
         self.shared = shared
         self.bundle = bundle
         self.root_path = root_path
@@ -100,7 +101,7 @@ class BuiltinStaging:
         """Run from the image's cache entry (made now if this is its first container) instead of
         a copy of its own: the overlays that make it writable; None when the image cannot be
         cached (core.imagecache), and the rootfs is copied."""
-        from scrun.anchor.imagecache import ensure_entry
+        from scrun.store.imagecache import ensure_entry
         from scrun.core.imagecache import image_key, overlay_layers, overlay_mounts, usable_paths
         from scrun.core.mounts import read_mountinfo
 
@@ -121,7 +122,7 @@ class BuiltinStaging:
         def fill(dest: str) -> None:
             self._copy_with_progress(plan.rootfs, dest)
 
-        self.cache_entry, made = ensure_entry(self.image_cache, self.user, key, fill, self.progress)
+        self.cache_entry, made, self.cache_hold = ensure_entry(self.image_cache, self.user, key, fill, self.progress)
         tops = [n for n in os.listdir(self.cache_entry)
                 if os.path.isdir(os.path.join(self.cache_entry, n)) and not os.path.islink(os.path.join(self.cache_entry, n))]
         # A read-only root (podman --read-only) needs no overlay: the entry as it is.
@@ -186,6 +187,9 @@ class BuiltinStaging:
     def stage_out(self, container_id: str, bundle: str, orig_bundle: str, root_path: str, orig_root_path: str,
                   spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:
         self.staged_out = True
+        if self.cache_hold is not None:  # the entry may be pruned now
+            os.close(self.cache_hold)
+            self.cache_hold = None
         if self.dest is not None:
             _open_work_dirs(os.path.join(self.dest, "upper"))
             shutil.rmtree(self.dest, ignore_errors=True)  # fd-based: links in it are removed, never followed
