@@ -132,3 +132,24 @@ def test_prune_spares_the_entry_a_container_runs_from_and_removes_it_after(fresh
     pruned = subprocess.run(["scrun", "cache", "prune"], capture_output=True, text=True, timeout=60)
     assert pruned.returncode == 0 and pruned.stdout.startswith(f"removed {key} ("), pruned
     assert os.listdir(os.path.join(CACHE, "root")) == [f"{key}.lock"], "nothing but the lock file is left"
+
+
+def test_a_new_entry_pushes_out_the_least_recently_used_beyond_the_size_bound(fresh_cache, conf_dir):
+    with open(conf_dir / "scrun.conf", "a") as fh:
+        fh.write("ImageCacheSize=1M\n")  # smaller than any image: only what is in use stays
+    podman_conf = ["podman", "--runtime", "scrun", "--runtime-flag", f"slurm-conf={conf_dir / 'slurm.conf'}"]
+    proc = subprocess.run([*podman_conf, "run", "--rm", "--network", "none", "localhost/busybox:latest", "true"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    small = entries()
+    assert len(small) == 1
+    name = f"cache-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = subprocess.run([*podman_conf, "run", "-d", "--network", "none", "--name", name, IMAGE, "sleep", "60"],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        big = [key for key in entries() if key not in small]
+        assert len(big) == 1 and entries() == big, "busybox's entry, free and beyond the bound, was not removed"
+        assert record(proc.stdout.strip())["status"] == "running", "the new entry, in use, stays"
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True)

@@ -143,9 +143,9 @@ def test_scrun_conf_names_staging_and_the_node_guard(tmp_path):
     stage = tmp_path / "stage"
     stage.mkdir()
     slurm_conf = str(tmp_path / "slurm.conf")
-    assert load_site_staging(slurm_conf) == (None, (), True, None)  # no scrun.conf: no staging, guarded
+    assert load_site_staging(slurm_conf) == (None, (), True, None, None)  # no scrun.conf: no staging, guarded
     (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nSharedPaths=/home,/scratch\n")
-    assert load_site_staging(slurm_conf) == (str(stage), ("/home", "/scratch", str(stage)), True, None)
+    assert load_site_staging(slurm_conf) == (str(stage), ("/home", "/scratch", str(stage)), True, None, None)
     (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nNodeGuard=no\n")
     assert load_site_staging(slurm_conf).node_guard is False
     (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nNodeGuard=maybe\n")
@@ -162,6 +162,11 @@ def test_scrun_conf_image_cache_must_be_a_shared_directory(tmp_path):
     slurm_conf = str(tmp_path / "slurm.conf")
     (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nImageCache={cache}\n")
     assert load_site_staging(slurm_conf).image_cache == str(cache)
+    (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nImageCache={cache}\nImageCacheSize=50G\n")
+    assert load_site_staging(slurm_conf).image_cache_size == 50 << 30
+    (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nImageCache={cache}\nImageCacheSize=big\n")
+    with pytest.raises(ConfigError, match=r"scrun.conf:3: ImageCacheSize must be a size \(e.g. 50G, 512M\), got 'big'"):
+        load_site_staging(slurm_conf)
     (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nImageCache={tmp_path}\n")
     with pytest.raises(ConfigError, match=r"scrun.conf:2: ImageCache .* must be under SharedPaths"):
         load_site_staging(slurm_conf)

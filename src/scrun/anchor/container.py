@@ -156,7 +156,7 @@ class Container:
             self.hooks = BuiltinStaging(self.req.stage_dir, self.req.shared_paths, self.record.bundle,
                                         self.record.root_path, self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
                                         lambda msg: self.notify_create("progress", msg=msg),
-                                        image_cache=self.req.image_cache)
+                                        image_cache=self.req.image_cache, image_cache_size=self.req.image_cache_size)
             return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 

@@ -24,11 +24,12 @@ _FIELDS = (
     "stage_dir",           # scrun.conf StageDir: built-in staging when there is no scrun.lua
     "shared_paths",        # scrun.conf SharedPaths: what every node sees (runs in place)
     "node_guard",          # the step gets core.nodeguard's prolog (not with oci.conf's IgnoreFileConfigJson)
-    "image_cache",         # scrun.conf ImageCache: images staged once per user (anchor.imagecache)
+    "image_cache",         # scrun.conf ImageCache: images staged once per user (store.imagecache)
+    "image_cache_size",    # scrun.conf ImageCacheSize: bytes of a user's entries kept (None: no bound)
 )
 
 
-class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None))):
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None, None))):
     """Everything create decided, for the anchor (request.json in the container's directory)."""
 
     __slots__ = ()

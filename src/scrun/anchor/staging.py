@@ -35,9 +35,10 @@ class StagingError(ScrunError):
 
 class BuiltinStaging:
     def __init__(self, stage_dir: str, shared: tuple[str, ...], bundle: str, root_path: str, user: str,
-                 progress: Callable[[str], None], image_cache: str | None = None):
+                 progress: Callable[[str], None], image_cache: str | None = None, image_cache_size: int | None = None):
         self.stage_dir = stage_dir
-        self.image_cache = image_cache  # scrun.conf ImageCache: images copied once (anchor.imagecache)
+        self.image_cache = image_cache  # scrun.conf ImageCache: images copied once (store.imagecache)
+        self.image_cache_size = image_cache_size  # ImageCacheSize: what a new entry may push out beyond
         self.copied_bytes = 0  # what this container's staging copied (0: all from the cache)
         self.cache_entry: str | None = None  # the cached rootfs it runs from
         self.cache_hold: int | None = None  # its lock, held shared while we run from it (store.imagecache)
@@ -123,6 +124,12 @@ class BuiltinStaging:
             self._copy_with_progress(plan.rootfs, dest)
 
         self.cache_entry, made, self.cache_hold = ensure_entry(self.image_cache, self.user, key, fill, self.progress)
+        if made and self.image_cache_size is not None:
+            from scrun.store.imagecache import prune
+
+            for gone in prune(self.image_cache, self.user, self.image_cache_size):  # ours is held: it stays
+                log.info("image %s (%d bytes, least recently used) removed from the cache: ImageCacheSize", gone.key,
+                         gone.size)
         tops = [n for n in os.listdir(self.cache_entry)
                 if os.path.isdir(os.path.join(self.cache_entry, n)) and not os.path.islink(os.path.join(self.cache_entry, n))]
         # A read-only root (podman --read-only) needs no overlay: the entry as it is.

@@ -1,14 +1,12 @@
 """cache: list or prune your images in the image cache (scrun.conf ImageCache)."""
 from __future__ import annotations
 
-import re
 import time
 
 from scrun.cli.output import print_json, print_text
 from scrun.errors import ConfigError, UsageError
 
 USAGE = "cache [list|prune] [--keep SIZE] [--format table|json]"
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def add_arguments(parser) -> None:
@@ -21,10 +19,12 @@ def add_arguments(parser) -> None:
 
 def parse_size(text: str) -> int:
     """Bytes of `20G`, `512M`, `1024` (binary units, as Slurm's memory sizes)."""
-    m = re.fullmatch(r"\s*([0-9]+)\s*([KMGTkmgt]?)[iI]?[bB]?\s*", text)
-    if not m:
+    from scrun.config.settings import parse_size as size_or_none
+
+    size = size_or_none(text)
+    if size is None:
         raise UsageError(f"--keep {text!r}: not a size (e.g. 0, 512M, 20G)")
-    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+    return size
 
 
 def run(settings, args) -> int:

@@ -124,18 +124,19 @@ def load_node_config(slurm_conf: str) -> OciConf:
 
 
 
-class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths node_guard image_cache",
-                             defaults=(None, (), True, None))):
+class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths node_guard image_cache image_cache_size",
+                             defaults=(None, (), True, None, None))):
     """scrun.conf's staging: StageDir (copies for the nodes, None: no built-in staging), the
     directories every compute node shares at the same path (StageDir among them), NodeGuard
     (core.nodeguard; `NodeGuard=no` saves its 10-35 ms per step where every node has oci.conf)
-    and ImageCache (core.imagecache: each user's images copied once, there; None: per container)."""
+    ImageCache (core.imagecache: each user's images copied once, there; None: per container) and
+    ImageCacheSize (bytes each user's entries may take: the least recently used beyond it go)."""
 
     __slots__ = ()
 
 
 SCRUN_CONF_NAME = "scrun.conf"
-_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths", "nodeguard", "imagecache"}
+_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths", "nodeguard", "imagecache", "imagecachesize"}
 
 
 def load_site_staging(slurm_conf: str) -> SiteStaging:
@@ -145,16 +146,21 @@ def load_site_staging(slurm_conf: str) -> SiteStaging:
     path = os.path.join(os.path.dirname(slurm_conf), SCRUN_CONF_NAME)
     if not os.path.exists(path):
         return SiteStaging()
-    stage_dir, shared, guard, cache = None, [], True, None
+    stage_dir, shared, guard, cache, cache_size = None, [], True, None, None
     for line in read_conf(path, allow_include=False):
         key = line.key.lower()
         if key not in _SCRUN_CONF_KEYS:
             raise ConfigError(f"{line.where}: unknown scrun.conf key {line.key!r} (StageDir, SharedPaths, NodeGuard, "
-                              "ImageCache)")
+                              "ImageCache, ImageCacheSize)")
         if key == "nodeguard":
             if line.value.lower() not in ("yes", "no"):
                 raise ConfigError(f"{line.where}: NodeGuard must be yes or no, got {line.value!r}")
             guard = line.value.lower() == "yes"
+            continue
+        if key == "imagecachesize":
+            cache_size = parse_size(line.value)
+            if cache_size is None:
+                raise ConfigError(f"{line.where}: ImageCacheSize must be a size (e.g. 50G, 512M), got {line.value!r}")
             continue
         values = [v.strip() for v in line.value.replace(":", ",").split(",") if v.strip()]
         if not values or any(not os.path.isabs(v) for v in values):
@@ -178,7 +184,13 @@ def load_site_staging(slurm_conf: str) -> SiteStaging:
     if cache is not None and (stage_dir is None or not under(cache[0], tuple(shared))):
         raise ConfigError(f"{cache[1]}: ImageCache {cache[0]} must be under SharedPaths (the nodes read its entries), "
                           "with StageDir set")
-    return SiteStaging(stage_dir, tuple(shared), guard, cache[0] if cache else None)
+    return SiteStaging(stage_dir, tuple(shared), guard, cache[0] if cache else None, cache_size)
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes of `50G`, `512M`, `1024` (binary units, as Slurm's memory sizes); None if not a size."""
+    m = re.fullmatch(r"\s*([0-9]+)\s*([KMGTkmgt]?)[iI]?[bB]?\s*", text)
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()] if m else None
 
 
 class Settings(namedtuple("Settings", "root root_note slurm_conf log env identity lua_timeout",
