@@ -1,6 +1,8 @@
-"""Image start-up through podman, per image: the built-in staging's copy per container against the
-image cache (scrun.conf ImageCache), cold (the first container) and warm (a later one, on
-another node), with `cp -a` of the same rootfs to the shared directory as the floor.
+"""Image start-up per image: the image cache (scrun.conf ImageCache), cold (the first container)
+and warm (a later one, on another node), through podman and docker; side by side with the
+built-in staging's copy per container, the seed's scrun.lua (one rsync per container) and
+SchedMD's layout (podman's vfs storage on the shared filesystem: rootless podman here), with
+`cp -a` of the same rootfs to the shared directory as the floor.
 
     bench/image_cache.py     one lane (the one it runs in: SCRUN_LANE) → bench/results/image-cache-<lane>.json
 
@@ -21,7 +23,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
-from cluster import images, slurmconf  # noqa: E402  (the cluster tool's own names)
+from cluster import images, seedlua, slurmconf, users  # noqa: E402  (the cluster tool's own names)
 
 RESULTS = REPO / "bench" / "results"
 LANE = os.environ.get("SCRUN_LANE") or "host"
@@ -31,11 +33,19 @@ IMAGES = {"busybox": "localhost/busybox:latest", "debian-python": images.PYTHON}
 CACHE_ROOT = os.path.join(slurmconf.IMAGE_CACHE, "root")
 
 
-def podman_run(image: str, conf: str | None = None, node: str = "n1") -> float:
-    argv = ["podman", "--runtime", "scrun"]
-    if conf:
-        argv += ["--runtime-flag", f"slurm-conf={conf}"]
-    argv += ["run", "--rm", "--network", "none", "--annotation", f"org.slurm.job_nodelist={node}", image, "true"]
+DOCKER = shutil.which("/usr/bin/docker") or shutil.which("docker")
+
+
+def podman_run(image: str, conf: str | None = None, node: str = "n1", engine: str = "podman") -> float:
+    if engine == "docker":  # its runtime `scrun-staged` names the cluster's staged configuration
+        argv = [DOCKER, "run", "--runtime", "scrun-staged"]
+    else:
+        argv = ["podman", "--runtime", "scrun"] + (["--runtime-flag", f"slurm-conf={conf}"] if conf else []) + ["run"]
+    if engine == "rootless podman":
+        argv = ["runuser", "-u", users.ROOTLESS_USER, "--", "env", "-C", "/tmp", *argv]
+    # docker 20.10 (Debian 12) has no --annotation: the container's environment asks for the node.
+    where = ["-e", f"SCRUN_JOB_NODELIST={node}"] if engine == "docker" else ["--annotation", f"org.slurm.job_nodelist={node}"]
+    argv += ["--rm", "--network", "none", *where, image, "true"]
     began = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     took = time.perf_counter() - began
@@ -61,16 +71,19 @@ def copy_floor(image: str, dest_parent: str) -> float:
         subprocess.run(["podman", "rm", "-f", cid], capture_output=True)
 
 
-def uncached_conf(workdir: str) -> str:
-    """The cluster's configuration without ImageCache: the built-in staging copies per container."""
-    etc = os.path.join(workdir, "etc")
+def conf_dir(workdir: str, name: str, drop_cache: bool, lua: str | None = None) -> str:
+    """The cluster's configuration in workdir/name: without ImageCache (the built-in staging then
+    copies per container), with a scrun.lua (which then stages instead)."""
+    etc = os.path.join(workdir, name)
     os.mkdir(etc)
-    for name in ("slurm.conf", "oci.conf", "cgroup.conf", "scrun.conf"):
-        if os.path.exists(f"/etc/slurm/{name}"):
-            text = open(f"/etc/slurm/{name}").read()
-            if name == "scrun.conf":
-                text = "".join(line for line in text.splitlines(True) if not line.startswith("ImageCache="))
-            open(os.path.join(etc, name), "w").write(text)
+    for conf in ("slurm.conf", "oci.conf", "cgroup.conf", "scrun.conf"):
+        if os.path.exists(f"/etc/slurm/{conf}"):
+            text = open(f"/etc/slurm/{conf}").read()
+            if conf == "scrun.conf" and drop_cache:
+                text = "".join(line for line in text.splitlines(True) if not line.startswith("ImageCache"))
+            open(os.path.join(etc, conf), "w").write(text)
+    if lua is not None:
+        open(os.path.join(etc, "scrun.lua"), "w").write(lua)
     return os.path.join(etc, "slurm.conf")
 
 
@@ -78,28 +91,42 @@ def median(samples: list[float]) -> float:
     return round(statistics.median(samples), 3)
 
 
-def measure(image: str, no_cache_conf: str, scratch: str) -> dict:
-    floor = median([copy_floor(image, scratch) for _ in range(REPS)])
-    copied = []
+def timed_runs(image: str, **kw) -> float:
+    samples = []
     for _ in range(REPS):
-        os.sync()
-        copied.append(podman_run(image, no_cache_conf))
-    copied = median(copied)
+        os.sync()  # the last removal's writes are not this start's
+        samples.append(podman_run(image, **kw))
+    return median(samples)
+
+
+def cold_and_warm(image: str, engine: str) -> tuple[float, float]:
     cold = []
     for _ in range(REPS):
         shutil.rmtree(CACHE_ROOT, ignore_errors=True)
         os.sync()  # the removal's writes belong to a prune, not to this start
-        cold.append(podman_run(image, node="n1"))
-    warm = [podman_run(image, node="n2") for _ in range(REPS)]
-    return {"cp_a_floor_s": floor, "copy_per_container_s": copied, "cache_cold_s": median(cold),
-            "cache_warm_s": median(warm), "cold_over_cp_a": round(median(cold) / floor, 2)}
+        cold.append(podman_run(image, node="n1", engine=engine))
+    return median(cold), timed_runs(image, node="n2", engine=engine)
+
+
+def measure(image: str, confs: dict[str, str], scratch: str) -> dict:
+    out = {"cp_a_floor_s": median([copy_floor(image, scratch) for _ in range(REPS)]),
+           "copy_per_container_s": timed_runs(image, conf=confs["copy"]),
+           "seed_rsync_lua_s": timed_runs(image, conf=confs["seed"]),
+           "vfs_on_shared_storage_s": timed_runs(image, engine="rootless podman")}
+    out["cache_cold_s"], out["cache_warm_s"] = cold_and_warm(image, "podman")
+    if DOCKER:
+        out["docker_cache_cold_s"], out["docker_cache_warm_s"] = cold_and_warm(image, "docker")
+    out["cold_over_cp_a"] = round(out["cache_cold_s"] / out["cp_a_floor_s"], 2)
+    return out
 
 
 def main() -> int:
     scratch = tempfile.mkdtemp(dir=slurmconf.SCRATCH_TMP)
     try:
-        conf = uncached_conf(scratch)
-        results = {name: measure(image, conf, scratch) for name, image in IMAGES.items()}
+        os.chmod(scratch, 0o755)
+        confs = {"copy": conf_dir(scratch, "copy", drop_cache=True),
+                 "seed": conf_dir(scratch, "seed", drop_cache=True, lua=seedlua.seed_example())}
+        results = {name: measure(image, confs, scratch) for name, image in IMAGES.items()}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     base = results["busybox"]["cache_warm_s"]
@@ -108,12 +135,15 @@ def main() -> int:
     doc = {"lane": LANE, "reps": REPS, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "images": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"image-cache-{LANE}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"| {LANE} image | cp -a floor | copy per container | cache cold | cache warm (other node) | "
-          "cold / floor | warm / busybox warm |")
-    print("|---|---|---|---|---|---|---|")
-    for name, f in results.items():
-        print(f"| {name} | {f['cp_a_floor_s']} s | {f['copy_per_container_s']} s | {f['cache_cold_s']} s | "
-              f"{f['cache_warm_s']} s | {f['cold_over_cp_a']} | {f['warm_over_busybox_warm']} |")
+    columns = [("cp -a floor", "cp_a_floor_s"), ("copy per container", "copy_per_container_s"),
+               ("seed's rsync scrun.lua", "seed_rsync_lua_s"), ("vfs on shared storage", "vfs_on_shared_storage_s"),
+               ("cache cold", "cache_cold_s"), ("cache warm (other node)", "cache_warm_s"),
+               ("docker cold", "docker_cache_cold_s"), ("docker warm", "docker_cache_warm_s"),
+               ("cold / floor", "cold_over_cp_a"), ("warm / busybox warm", "warm_over_busybox_warm")]
+    print(f"| {LANE} image | " + " | ".join(title for title, _ in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name, figures in results.items():
+        print(f"| {name} | " + " | ".join(str(figures.get(key, "-")) for _, key in columns) + " |")
     return 0
 
 
