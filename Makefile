@@ -87,7 +87,8 @@ conformance-check:
 # Each lane measures itself (with upstream's C scrun beside it where its Debian ships it), then
 # one table side by side.
 bench: cluster
-	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; done
+	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; \
+	  $(DEVCLUSTER) python --lane $$lane -- bench/image_cache.py || exit 1; done
 	$(VENV)/bin/python bench/run.py --combine
 	$(VENV)/bin/python bench/run.py --readme
 
