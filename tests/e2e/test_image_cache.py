@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import uuid
@@ -153,3 +154,28 @@ def test_a_new_entry_pushes_out_the_least_recently_used_beyond_the_size_bound(fr
         assert record(proc.stdout.strip())["status"] == "running", "the new entry, in use, stays"
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True)
+
+
+def test_a_sites_scrun_lua_stages_through_the_cache(fresh_cache, conf_dir, scratch_dir):
+    """slurm.cache_image from a site's script (tests/data/cached-staging.lua): the second
+    container copies nothing, writes stay private, the script's stage_out leaves nothing."""
+    script = (pathlib.Path(__file__).resolve().parents[1] / "data" / "cached-staging.lua").read_text()
+    (conf_dir / "scrun.lua").write_text(script.replace("/tmp/scrun-stage", scratch_dir))
+    podman_conf = ["podman", "--runtime", "scrun", "--runtime-flag", f"slurm-conf={conf_dir / 'slurm.conf'}"]
+    copied = []
+    for _ in range(2):
+        name = f"cache-{uuid.uuid4().hex[:8]}"
+        proc = subprocess.run([*podman_conf, "run", "-d", "--network", "none", "--name", name, IMAGE, "sh", "-c",
+                               "test ! -e /etc/mine && echo mine > /etc/mine && python3 -c 'print(6*7)' && sleep 60"],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        try:
+            assert proc.returncode == 0, proc.stderr
+            cid = proc.stdout.strip()
+            wait_for(lambda name=name: subprocess.run(["podman", "logs", name], capture_output=True, text=True).stdout == "42\n",
+                     60, "the container's output")
+            copied.append(record(cid)["staged_bytes"])
+        finally:
+            subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True)
+    assert copied[0] > 100_000_000 and copied[1] == 0, copied
+    assert len(entries()) == 1
+    wait_for(lambda: not os.listdir(scratch_dir), 30, "the script's stage_out to remove its copies")

@@ -140,3 +140,18 @@ def test_the_hook_timeout_setting():
     for bad in ("0", "-1", "abc", "nan", "inf"):
         with pytest.raises(ConfigError, match=f'SCRUN_LUA_TIMEOUT="{bad}": not a number of seconds > 0'):
             lua_timeout_from({"SCRUN_LUA_TIMEOUT": bad})
+
+
+def test_cache_image_hands_the_scripts_paths_to_the_anchor_and_its_answer_back(tmp_path):
+    asked = []
+
+    def cache_image(config_file, upper_dir):
+        asked.append((config_file, upper_dir))
+        return (None, "no ImageCache in scrun.conf") if len(asked) == 1 else ("/cache/u/k/rootfs", "")
+
+    hooks = LuaHooks.load(script(tmp_path, extra="""
+        function ask() local p, why = slurm.cache_image("/s/config.json", "/s/upper"); return tostring(p) .. "|" .. why end
+    """), {"cache_image": cache_image})
+    assert hooks._lua.globals().ask() == "nil|no ImageCache in scrun.conf"
+    assert hooks._lua.globals().ask() == "/cache/u/k/rootfs|"
+    assert asked == [("/s/config.json", "/s/upper")] * 2

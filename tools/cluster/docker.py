@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from cluster.images import IMAGES, exported_image
+from cluster.images import exported_image, wanted
 from cluster.slurmconf import STAGED_CONF_DIR
 from cluster.shell import ClusterError, log_tail, say, write_if_changed
 from cluster.target import Target
@@ -66,7 +66,7 @@ def stop(t: Target) -> None:
 
 
 def ensure_image(t: Target) -> None:
-    for image in IMAGES:
+    for image in wanted():
         if t.run(["docker", "image", "inspect", image], check=False, timeout=30).returncode != 0:
             with exported_image(t, "docker", image) as archive:
                 t.run(["docker", "load", "-i", archive], timeout=300)
@@ -114,7 +114,7 @@ def start_rootless(t: Target, user: str, scrun_path: str) -> None:
     ok = t.run([*as_user, "docker", "ps", "-q"], check=False, timeout=20).returncode == 0
     if not ok or changed:
         _restart_rootless(t, user, uid, home, as_user)
-    for image in IMAGES:
+    for image in wanted():
         if t.run([*as_user, "docker", "image", "inspect", image], check=False, timeout=30).returncode != 0:
             with exported_image(t, f"docker-{user}", image) as archive:
                 t.run([*as_user, "sh", "-c", f"cd /tmp && docker load -q -i {archive}"], timeout=300)

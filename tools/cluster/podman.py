@@ -57,7 +57,7 @@ def build_busybox_rootfs(dest: pathlib.Path, busybox: str = "/bin/busybox") -> N
 
 def ensure_image(t: Target) -> None:
     _ensure_busybox(t)
-    images.import_python_image(t)
+    images.import_debian_images(t)
 
 
 def _ensure_busybox(t: Target) -> None:

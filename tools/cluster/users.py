@@ -7,7 +7,7 @@ Two users, so tests can show that one cannot touch the other's containers.
 """
 from __future__ import annotations
 
-from cluster.images import IMAGES, exported_image
+from cluster.images import exported_image, wanted
 from cluster.shell import write_if_changed
 from cluster.slurmconf import CRUN_ROOT, MARKER
 from cluster.target import Target
@@ -75,7 +75,7 @@ def ensure_user(t: Target, user: str, scrun_path: str) -> None:
 
 def load_image(t: Target, user: str, runtime_dir: str) -> None:
     as_user = ["runuser", "-u", user, "--", "env", f"XDG_RUNTIME_DIR={runtime_dir}", "sh", "-c"]
-    for image in IMAGES:
+    for image in wanted():
         if t.run([*as_user, f"cd /tmp && podman image exists {image}"], check=False, timeout=60).returncode != 0:
             with exported_image(t, f"podman-{user}", image) as archive:
                 t.run([*as_user, f"cd /tmp && podman load -q -i {archive}"], timeout=300)

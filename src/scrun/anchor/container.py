@@ -50,6 +50,7 @@ class Container:
         self.lua_idle = threading.Event()
         self.lua_idle.set()
         self.phase = Phase.CREATING  # core/phase.py: the one table of the anchor's life
+        self.lua_cache: Any = None  # anchor.cachedroot.CachedRoot, once scrun.lua calls slurm.cache_image
 
     def _base_env(self) -> dict[str, str]:
         return holder.base_env(self.req)
@@ -121,7 +122,37 @@ class Container:
             "srun_args": self.req.srun_args,
             "job_id": lambda: self.record.job_id,
             "timeout": self.req.lua_timeout,
+            "cache_image": self._cache_image_for_lua,
         }
+
+    def _cache_image_for_lua(self, config_file: str, upper_dir: str) -> tuple[str | None, str]:
+        """slurm.cache_image(config_file, upper_dir): the engine's rootfs from the image cache
+        (made on its first use) as config_file's read-only root, with the overlays that make it
+        writable, their upper layers in upper_dir (the script's, on the shared filesystem; its
+        stage_out removes it). Returns the cached rootfs for slurm.set_root_path, or None and why."""
+        from scrun.anchor.cachedroot import CachedRoot
+        from scrun.anchor.staging import copy_tree
+        from scrun.core.imagecache import cached_config
+        from scrun.store.records import write_json_atomic
+
+        if not self.req.image_cache:
+            return None, "no ImageCache in scrun.conf"
+        if self.lua_cache is None:
+            self.lua_cache = CachedRoot(self.req.image_cache, self.req.image_cache_size,
+                                        self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
+                                        lambda msg: self.notify_create("progress", msg=msg))
+        try:
+            with open(config_file, encoding="utf-8") as fh:
+                config = json.load(fh)
+            overlays = self.lua_cache.attach(config, self.record.orig_root_path, upper_dir,
+                                             lambda src, dest: copy_tree(src, dest))
+            if overlays is None:
+                return None, f"{self.record.orig_root_path} is not an engine's untouched image: stage it yourself"
+            write_json_atomic(config_file, cached_config(config, self.lua_cache.entry, overlays))
+            self.record.staged_bytes = self.lua_cache.copied
+        except (OSError, ValueError) as exc:
+            return None, f"cannot cache the image for {config_file}: {exc}"
+        return self.lua_cache.entry, ""
 
     def _bundle_config(self) -> dict[str, Any] | None:
         """The current bundle's config.json (Lua may have staged it elsewhere); None if unreadable."""
@@ -172,7 +203,7 @@ class Container:
         self.record.bundle = self.hooks.bundle
         self.record.root_path = self.hooks.root_path
         self.record.stage_copy = getattr(self.hooks, "dest", None) or ""
-        self.record.staged_bytes = getattr(self.hooks, "copied_bytes", None)
+        self.record.staged_bytes = getattr(self.hooks, "copied_bytes", self.record.staged_bytes)
         self.script_env.update(SCRUN_BUNDLE=self.hooks.bundle, SCRUN_ROOTFS_PATH=self.hooks.root_path)
         self.save()
         from scrun.core.mounts import mapped_root_error, namespace_local_rootfs_error

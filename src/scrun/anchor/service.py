@@ -300,6 +300,8 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
                     self.record.job_id or 0, self.identity.real_uid, self.identity.real_gid)
             except ScrunError as exc:
                 self.log.error("%s", exc)
+            if self.lua_cache is not None:  # after stage_out: the entry may be pruned now
+                self.lua_cache.release()
         await self._release_allocation()
         self.close_stdio()
         self._close_stderr_dest()

@@ -15,6 +15,7 @@ import shutil
 import stat
 
 from scrun.core.specchecks import host_id_of_root
+from scrun.anchor.cachedroot import CachedRoot, open_work_dirs
 from scrun.core.imagecache import cached_config
 from scrun.core.staging import StagePlan, plan_staging, staged_config, staged_file
 from scrun.errors import ScrunError
@@ -37,11 +38,10 @@ class BuiltinStaging:
     def __init__(self, stage_dir: str, shared: tuple[str, ...], bundle: str, root_path: str, user: str,
                  progress: Callable[[str], None], image_cache: str | None = None, image_cache_size: int | None = None):
         self.stage_dir = stage_dir
-        self.image_cache = image_cache  # scrun.conf ImageCache: images copied once (store.imagecache)
-        self.image_cache_size = image_cache_size  # ImageCacheSize: what a new entry may push out beyond
+        # scrun.conf ImageCache: images copied once (anchor.cachedroot)
+        self.cache = CachedRoot(image_cache, image_cache_size, user, progress) if image_cache else None
         self.copied_bytes = 0  # what this container's staging copied (0: all from the cache)
         self.cache_entry: str | None = None  # the cached rootfs it runs from
-        self.cache_hold: int | None = None  # its lock, held shared while we run from it (store.imagecache)
         self.shared = shared
         self.bundle = bundle
         self.root_path = root_path
@@ -96,51 +96,16 @@ class BuiltinStaging:
         self.bundle = plan.dest
         if plan.rootfs is not None:
             self.root_path = self.cache_entry or os.path.join(plan.dest, "rootfs")
-        log.debug("staged %s to %s (%d bytes copied)", bundle, plan.dest, self.copied_bytes)
+        log.info("staged %s to %s: %d bytes copied", bundle, plan.dest, self.copied_bytes)
 
     def _from_cache(self, config: dict, plan: StagePlan) -> list[dict] | None:
         """Run from the image's cache entry (made now if this is its first container) instead of
         a copy of its own: the overlays that make it writable; None when the image cannot be
-        cached (core.imagecache), and the rootfs is copied."""
-        from scrun.store.imagecache import ensure_entry
-        from scrun.core.imagecache import image_key, overlay_layers, overlay_mounts, usable_paths
-        from scrun.core.mounts import read_mountinfo
-
-        log = get_logger()
-        root = config.get("root") if isinstance(config.get("root"), dict) else {}
-        linux = config.get("linux") if isinstance(config.get("linux"), dict) else {}
-        if not self.image_cache or linux.get("uidMappings"):
-            return None  # a uid-mapped rootfs is owned by the mapping's ids: its copy is its own
-        layers = overlay_layers(read_mountinfo(), plan.rootfs)
-        if layers is None or not _only_mount_points(layers[1]):
-            log.debug("rootfs %s is not an image's untouched overlay: copied, not cached", plan.rootfs)
+        cached, and the rootfs is copied (anchor.cachedroot)."""
+        if self.cache is None:
             return None
-        key = image_key(layers[0])
-        upper_base = os.path.join(plan.dest, "upper")
-        if not usable_paths(self.image_cache, upper_base, self.user, key):
-            return None
-
-        def fill(dest: str) -> None:
-            self._copy_with_progress(plan.rootfs, dest)
-
-        self.cache_entry, made, self.cache_hold = ensure_entry(self.image_cache, self.user, key, fill, self.progress)
-        if made and self.image_cache_size is not None:
-            from scrun.store.imagecache import prune
-
-            for gone in prune(self.image_cache, self.user, self.image_cache_size):  # ours is held: it stays
-                log.info("image %s (%d bytes, least recently used) removed from the cache: ImageCacheSize", gone.key,
-                         gone.size)
-        tops = [n for n in os.listdir(self.cache_entry)
-                if os.path.isdir(os.path.join(self.cache_entry, n)) and not os.path.islink(os.path.join(self.cache_entry, n))]
-        # A read-only root (podman --read-only) needs no overlay: the entry as it is.
-        overlays = [] if root.get("readonly") else overlay_mounts(self.cache_entry, tops, config.get("mounts") or [],
-                                                                    upper_base)
-        os.mkdir(upper_base, 0o700)
-        for mount in overlays:
-            name = mount["destination"].lstrip("/")
-            _make_upper(os.path.join(self.cache_entry, name), os.path.join(upper_base, name))
-        log.info("image %s %s the cache (%s): %d bytes copied", key, "staged into" if made else "runs from",
-                 self.cache_entry, self.copied_bytes)
+        overlays = self.cache.attach(config, plan.rootfs, os.path.join(plan.dest, "upper"), self._copy_with_progress)
+        self.cache_entry = self.cache.entry if overlays is not None else None
         return overlays
 
     def _make_dest(self, dest: str) -> None:
@@ -177,7 +142,7 @@ class BuiltinStaging:
 
         def copy() -> None:
             try:
-                self.copied_bytes += _copy_tree(src, dst)
+                self.copied_bytes += copy_tree(src, dst)
             except BaseException as exc:  # re-raised below, in the anchor's thread
                 failure.append(exc)
 
@@ -194,11 +159,10 @@ class BuiltinStaging:
     def stage_out(self, container_id: str, bundle: str, orig_bundle: str, root_path: str, orig_root_path: str,
                   spool_dir: str, config_file: str, job_id: int, user_id: int, group_id: int) -> None:
         self.staged_out = True
-        if self.cache_hold is not None:  # the entry may be pruned now
-            os.close(self.cache_hold)
-            self.cache_hold = None
+        if self.cache is not None:  # the entry may be pruned now
+            self.cache.release()
         if self.dest is not None:
-            _open_work_dirs(os.path.join(self.dest, "upper"))
+            open_work_dirs(os.path.join(self.dest, "upper"))
             shutil.rmtree(self.dest, ignore_errors=True)  # fd-based: links in it are removed, never followed
             self.dest = None
 
@@ -224,51 +188,7 @@ def _private_dir(path: str) -> None:
                                f"{stat.S_IMODE(st.st_mode):04o}): remove it, or have the admin make it 0700 for you") from None
 
 
-def _only_mount_points(upper: str) -> bool:
-    """An engine's upper layer holding only what it made for mount points (empty directories and
-    files, e.g. /etc/hosts' and /run/.containerenv's) and podman's /etc/mtab link: the container
-    is its image, untouched."""
-    for parent, _dirs, files in os.walk(upper):
-        for name in files:
-            path = os.path.join(parent, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode) and os.path.relpath(path, upper) == "etc/mtab":
-                continue
-            if not stat.S_ISREG(st.st_mode) or st.st_size:
-                return False  # content, another link or a whiteout (a deleted file)
-    return True
-
-
-def _open_work_dirs(upper_base: str) -> None:
-    """overlayfs leaves <work>/work mode 0000: made ours to remove (nothing in it is followed)."""
-    try:
-        names = os.listdir(upper_base)
-    except OSError:
-        return
-    for name in names:
-        inner = os.path.join(upper_base, name, "work", "work")
-        if os.path.isdir(inner) and not os.path.islink(inner):
-            try:
-                os.chmod(inner, 0o700)
-            except OSError:
-                pass
-
-
-def _make_upper(lower: str, place: str) -> None:
-    """<place>/up and <place>/work for one overlay: `up` gets the mode and owner of the directory
-    it covers (an overlay's top directory shows its upper's: /tmp stays 1777)."""
-    st = os.lstat(lower)
-    os.makedirs(os.path.join(place, "work"), 0o700)
-    up = os.path.join(place, "up")
-    os.mkdir(up, 0o700)
-    try:
-        os.lchown(up, st.st_uid, st.st_gid)
-    except PermissionError:
-        pass  # another owner than ours: the container's root reads it as its own anyway
-    os.chmod(up, stat.S_IMODE(st.st_mode))
-
-
-def _copy_tree(src: str, dst: str) -> int:
+def copy_tree(src: str, dst: str) -> int:
     """The rootfs, owners and modes kept; devices, FIFOs and sockets left out (crun makes /dev).
     Returns the bytes copied."""
     def skip_special(directory: str, names: list[str]) -> list[str]:

@@ -230,7 +230,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             lua_timeout=settings.lua_timeout,
             stage_dir=None if lua_script else staging.stage_dir, shared_paths=staging.shared_paths,
             node_guard=staging.node_guard and not oci.ignore_file_config_json,
-            image_cache=None if lua_script else staging.image_cache, image_cache_size=staging.image_cache_size,
+            image_cache=staging.image_cache, image_cache_size=staging.image_cache_size,
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:

@@ -61,6 +61,7 @@ function slurm.allocator_command(s) local st, out = host.allocator_command(tostr
 -- The hook's deadline, checked every 10000 VM instructions (a loop that never calls out).
 debug.sethook(function() host.check_deadline() end, "", 10000)
 function slurm.remote_command(s) local st, out = host.remote_command(tostring(s)); return st, out end
+function slurm.cache_image(c, u) local p, why = host.cache_image(tostring(c), tostring(u)); return p, why end
 
 -- JSON: tables decoded from arrays/objects carry a metatable so they encode back the same way.
 local array_mt = {__jsontype = "array"}
@@ -92,6 +93,9 @@ class _Host:
         self.errors: list[str] = []  # error-level messages of the running hook, for its failure text
         self.timeout: float = float(context.get("timeout", LUA_TIMEOUT_DEFAULT))
         self.deadline: float | None = None  # monotonic time the running hook must end by
+        # slurm.cache_image: the anchor's (anchor.cachedroot); scrun.lua only names its files.
+        self._cache_image: Callable[[str, str], tuple[str | None, str]] = context.get(
+            "cache_image", lambda config_file, upper_dir: (None, "no image cache here"))
 
     def start_clock(self) -> None:
         self.deadline = time.monotonic() + self.timeout
@@ -122,6 +126,9 @@ class _Host:
     def set_root_path(self, path: str) -> str:
         old, self.root_path = self.root_path, path
         return old
+
+    def cache_image(self, config_file: str, upper_dir: str) -> tuple[str | None, str]:
+        return self._cache_image(config_file, upper_dir)
 
     # commands ------------------------------------------------------------
     def _command(self, argv: list[str]) -> tuple[int, str]:
