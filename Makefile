@@ -86,7 +86,7 @@ conformance-check:
 
 # Each lane measures itself (with upstream's C scrun beside it where its Debian ships it), then
 # one table side by side.
-# The image cache's benchmark wants the ~500 MB image too (built once, loaded into every engine).
+# The image cache's benchmark wants the ~870 MB image too (built once, loaded into every engine).
 bench: export SCRUN_BIG_IMAGE = 1
 bench: cluster
 	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; \

@@ -3,7 +3,7 @@
 No registry is reachable, so images are built here. The Debian image (minbase + python3, about
 170 MB unpacked, no docs or locales) comes from Debian's archive with mmdebstrap, once per
 machine: the archive is kept outside any checkout (IMAGE_STORE), so clean clones reuse it.
-A larger one (~500 MB: python3 with numpy, scipy and pandas, gcc and g++) is for the image
+A larger one (~870 MB: python3 with numpy, scipy and pandas, gcc and g++) is for the image
 cache's benchmark only: `make bench` asks for it (SCRUN_BIG_IMAGE=1), the tests do not.
 """
 from __future__ import annotations
