@@ -69,3 +69,13 @@ def test_the_cached_config_has_a_read_only_root_and_the_overlays_first():
                                      ("/a=b", False)])
 def test_paths_that_would_break_the_mount_options_are_refused(path, ok):
     assert usable_paths("/scratch/x", path) is ok
+
+
+@pytest.mark.parametrize("args,one", [
+    ((), True), (("--nodes=1", "--ntasks=1", "--time=5"), True), (("--nodes=2",), False), (("--nodes=1-2",), False),
+    (("--ntasks=4",), False), (("--ntasks-per-node=2",), False), (("-N", "2"), False), (("-N2",), False),
+    (("-n", "1"), True), (("--nodelist=n1", "--mem=1G"), True), (("--nodelist=n1,n2",), False), (("-w", "n[1-2]"), False)])
+def test_the_cache_is_for_steps_of_one_task(args, one):
+    from scrun.core.imagecache import one_task
+
+    assert one_task(args) is one

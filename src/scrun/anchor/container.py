@@ -125,6 +125,13 @@ class Container:
             "cache_image": self._cache_image_for_lua,
         }
 
+    def _one_task(self) -> bool:
+        """The step is one task (core.imagecache.one_task); a step in a caller's job has its tasks."""
+        from scrun.core.imagecache import one_task
+
+        return self.req.existing_job_id is None and one_task((*self.req.job_args, *self.req.step_args,
+                                                              *self.req.srun_args))
+
     def _cache_image_for_lua(self, config_file: str, upper_dir: str) -> tuple[str | None, str]:
         """slurm.cache_image(config_file, upper_dir): the engine's rootfs from the image cache
         (made on its first use) as config_file's read-only root, with the overlays that make it
@@ -137,6 +144,8 @@ class Container:
 
         if not self.req.image_cache:
             return None, "no ImageCache in scrun.conf"
+        if not self._one_task():
+            return None, "the step runs more than one task: they need a copy they can share"
         if self.lua_cache is None:
             self.lua_cache = CachedRoot(self.req.image_cache, self.req.image_cache_size,
                                         self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
@@ -184,10 +193,12 @@ class Container:
         if not self.req.lua_script:
             from scrun.anchor.staging import BuiltinStaging
 
+            cacheable = self._one_task()
             self.hooks = BuiltinStaging(self.req.stage_dir, self.req.shared_paths, self.record.bundle,
                                         self.record.root_path, self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
                                         lambda msg: self.notify_create("progress", msg=msg),
-                                        image_cache=self.req.image_cache, image_cache_size=self.req.image_cache_size)
+                                        image_cache=self.req.image_cache if cacheable else None,
+                                        image_cache_size=self.req.image_cache_size)
             return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 

@@ -69,6 +69,29 @@ def image_key(layers: tuple[str, ...], realpath=os.path.realpath) -> str:
     return hashlib.sha256("\n".join(image).encode()).hexdigest()[:32]
 
 
+# Options that can give a step more than one task (each its own container on its node).
+_TASK_COUNTS = ("--nodes", "--ntasks", "--ntasks-per-node", "--ntasks-per-core", "--ntasks-per-socket",
+                "--ntasks-per-gpu", "--ntasks-per-tres", "-N", "-n")
+
+
+def one_task(args: tuple[str, ...] | list[str]) -> bool:
+    """Whether srun/salloc options leave the step one task. The cache's overlays name one upper
+    layer, and overlayfs lets one mount use it: a second task (on this node or another) fails
+    with EINVAL. A step of many tasks gets the copy, which its tasks share as before."""
+    words = iter(args)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if name in ("-N", "-n", "-w") and not eq:
+            value = next(words, "")  # `-N 2`
+        elif not word.startswith("--") and word[:2] in ("-N", "-n", "-w") and len(word) > 2:
+            name, value = word[:2], word[2:]  # `-N2`
+        if name in _TASK_COUNTS and not (value.strip().isdigit() and int(value) <= 1):
+            return False
+        if name in ("--nodelist", "-w") and ("," in value or "[" in value):
+            return False  # a job on several nodes runs a task on each
+    return True
+
+
 def usable_paths(*paths: str) -> bool:
     """Whether these paths can be named in an overlay mount's options."""
     return not any(ch in path for path in paths for ch in _OPTION_BREAKERS)
