@@ -154,7 +154,7 @@ class Container:
             with open(config_file, encoding="utf-8") as fh:
                 config = json.load(fh)
             overlays = self.lua_cache.attach(config, self.record.orig_root_path, upper_dir,
-                                             lambda src, dest: copy_tree(src, dest))
+                                             copy_tree)
             if overlays is None:
                 return None, f"{self.record.orig_root_path} is not an engine's untouched image: stage it yourself"
             write_json_atomic(config_file, cached_config(config, self.lua_cache.entry, overlays))

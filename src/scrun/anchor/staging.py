@@ -17,7 +17,7 @@ import stat
 from scrun.core.specchecks import host_id_of_root
 from scrun.anchor.cachedroot import CachedRoot, open_work_dirs
 from scrun.core.imagecache import cached_config
-from scrun.core.staging import StagePlan, plan_staging, staged_config, staged_file
+from scrun.core.staging import plan_staging, staged_config, staged_file
 from scrun.errors import ScrunError
 from scrun.log import get_logger
 from scrun.store.records import write_text_atomic
@@ -41,7 +41,6 @@ class BuiltinStaging:
         # scrun.conf ImageCache: images copied once (anchor.cachedroot)
         self.cache = CachedRoot(image_cache, image_cache_size, user, progress) if image_cache else None
         self.copied_bytes = 0  # what this container's staging copied (0: all from the cache)
-        self.cache_entry: str | None = None  # the cached rootfs it runs from
         self.shared = shared
         self.bundle = bundle
         self.root_path = root_path
@@ -77,7 +76,9 @@ class BuiltinStaging:
         owner = _mapped_root(config) or (os.getuid(), os.getgid())
         self._make_dest(plan.dest)
         try:
-            overlays = self._from_cache(config, plan) if plan.rootfs is not None else None
+            overlays = None  # the overlays that make the image cache's entry writable (anchor.cachedroot)
+            if self.cache is not None and plan.rootfs is not None:
+                overlays = self.cache.attach(config, plan.rootfs, os.path.join(plan.dest, "upper"), self._copy_with_progress)
             if plan.rootfs is not None and overlays is None:
                 self._copy_with_progress(plan.rootfs, os.path.join(plan.dest, "rootfs"))
             if plan.files:
@@ -87,7 +88,7 @@ class BuiltinStaging:
             if overlays is None:
                 out = staged_config(config, plan)
             else:
-                out = cached_config(staged_config(config, plan._replace(rootfs=None)), self.cache_entry, overlays)
+                out = cached_config(staged_config(config, plan._replace(rootfs=None)), self.cache.entry, overlays)
             write_text_atomic(plan.config_file, json.dumps(out), mode=0o600)
             if owner != (os.getuid(), os.getgid()):
                 os.chown(plan.dest, *owner)  # the mapped root reaches its rootfs; nobody else
@@ -95,18 +96,8 @@ class BuiltinStaging:
             raise StagingError(f"staging to {plan.dest} failed: {exc}") from None
         self.bundle = plan.dest
         if plan.rootfs is not None:
-            self.root_path = self.cache_entry or os.path.join(plan.dest, "rootfs")
+            self.root_path = self.cache.entry if overlays is not None else os.path.join(plan.dest, "rootfs")
         log.info("staged %s to %s: %d bytes copied", bundle, plan.dest, self.copied_bytes)
-
-    def _from_cache(self, config: dict, plan: StagePlan) -> list[dict] | None:
-        """Run from the image's cache entry (made now if this is its first container) instead of
-        a copy of its own: the overlays that make it writable; None when the image cannot be
-        cached, and the rootfs is copied (anchor.cachedroot)."""
-        if self.cache is None:
-            return None
-        overlays = self.cache.attach(config, plan.rootfs, os.path.join(plan.dest, "upper"), self._copy_with_progress)
-        self.cache_entry = self.cache.entry if overlays is not None else None
-        return overlays
 
     def _make_dest(self, dest: str) -> None:
         try:
