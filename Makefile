@@ -16,7 +16,7 @@ LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 # What every lane runs (tests/conftest.py: a test's tier is its folder; unit runs once, on the host).
 LANE_TIERS := integration or e2e or security
 
-.PHONY: all venv install packages cluster cluster-down demo test unit lint bench bench-ab conformance soak clean
+.PHONY: all venv install packages cluster cluster-down demo test unit lint bench bench-ab conformance soak bench-scale clean
 
 all: test
 
@@ -54,21 +54,23 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests tools bench
 
-# Unit tests once, then integration and e2e in every lane, each with its own summary; a lane
-# that fails does not stop the others, but fails the run. The last lines name every step that
-# failed: CI keeps only the tail of the output.
+# Unit tests once, then integration and e2e in every lane, side by side (each lane is a cluster
+# of its own; one after another, three lanes would not fit CI's time), each with its own summary;
+# a lane that fails does not stop the others, but fails the run. The last lines name every step
+# that failed: CI keeps only the tail of the output.
 test: cluster lint
 	@failed=""; \
 	CI=$${CI:-true} $(VENV)/bin/pytest -m unit $(PYTEST_ARGS) || failed="$$failed unit"; \
-	for lane in $(LANES); do \
-	  echo "=== $(LANE_TIERS) on $$lane ==="; \
-	  rm -f .cache/junit-$$lane.xml; \
-	  CI=$${CI:-true} $(DEVCLUSTER) test --lane $$lane -- -m "$(LANE_TIERS)" --junitxml=.cache/junit-$$lane.xml $(PYTEST_ARGS) \
-	    || failed="$$failed tests@$$lane"; \
-	done; \
+	rm -f $(addprefix .cache/junit-,$(addsuffix .xml,$(LANES) alone)); \
+	echo "=== $(LANE_TIERS) on $(LANES), side by side ==="; \
+	CI=$${CI:-true} $(DEVCLUSTER) test-lanes $(addprefix --lane ,$(LANES)) -- -m "($(LANE_TIERS)) and not alone" $(PYTEST_ARGS) \
+	  || failed="$$failed lanes"; \
+	echo "=== tests that stop and start another lane, on $(firstword $(LANES)) alone ==="; \
+	CI=$${CI:-true} $(DEVCLUSTER) test --lane $(firstword $(LANES)) -- -m "alone" --junitxml=.cache/junit-alone.xml $(PYTEST_ARGS) \
+	  || failed="$$failed alone"; \
 	$(MAKE) --no-print-directory conformance-check || failed="$$failed conformance"; \
 	if [ -n "$$failed" ]; then \
-	  for lane in $(LANES); do python3 tools/junit_failures.py .cache/junit-$$lane.xml $$lane; done; \
+	  for lane in $(LANES) alone; do python3 tools/junit_failures.py .cache/junit-$$lane.xml $$lane; done; \
 	  echo "=== make test FAILED:$$failed (each step's own summary is above) ==="; exit 1; fi; \
 	echo "=== make test passed: unit, $(LANE_TIERS) and conformance on $(LANES) ==="
 
@@ -105,6 +107,12 @@ bench-ab: cluster
 # not in `make test` (which runs a CI-sized one). SOAK_SEQUENTIAL / SOAK_CONCURRENT change the sizes.
 soak: cluster
 	@for lane in $(LANES); do echo "=== soak on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/soak.py || exit 1; done
+
+# N detached containers at once per lane (1 to 300; SCALE_COUNTS to change), one user then two:
+# time to running, login-node PSS and CPU per container, RPCs, removal, leftovers (bench/scale.py).
+bench-scale: cluster
+	@for lane in $(LANES); do echo "=== scale on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/scale.py || exit 1; done
+	$(VENV)/bin/python bench/scale.py --readme
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

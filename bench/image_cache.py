@@ -99,24 +99,30 @@ def timed_runs(image: str, **kw) -> float:
     return median(samples)
 
 
-def cold_and_warm(image: str, engine: str) -> tuple[float, float]:
-    cold = []
+def cold_and_warm(image: str, engine: str, scratch: str) -> tuple[float, float, float, float]:
+    """Medians of the cold start, of `cp -a` measured just before each (the disk here varies
+    twofold from one minute to the next: a floor taken apart would compare different disks), of
+    their ratio, and of the warm start on another node."""
+    cold, floor = [], []
     for _ in range(REPS):
         shutil.rmtree(CACHE_ROOT, ignore_errors=True)
         os.sync()  # the removal's writes belong to a prune, not to this start
+        floor.append(copy_floor(image, scratch))
+        os.sync()
         cold.append(podman_run(image, node="n1", engine=engine))
-    return median(cold), timed_runs(image, node="n2", engine=engine)
+    ratio = round(statistics.median(c / f for c, f in zip(cold, floor, strict=True)), 2)
+    return median(cold), median(floor), ratio, timed_runs(image, node="n2", engine=engine)
 
 
 def measure(image: str, confs: dict[str, str], scratch: str) -> dict:
-    out = {"cp_a_floor_s": median([copy_floor(image, scratch) for _ in range(REPS)]),
-           "copy_per_container_s": timed_runs(image, conf=confs["copy"]),
+    out = {"copy_per_container_s": timed_runs(image, conf=confs["copy"]),
            "seed_rsync_lua_s": timed_runs(image, conf=confs["seed"]),
            "vfs_on_shared_storage_s": timed_runs(image, engine="rootless podman")}
-    out["cache_cold_s"], out["cache_warm_s"] = cold_and_warm(image, "podman")
+    out["cache_cold_s"], out["cp_a_floor_s"], out["cold_over_cp_a"], out["cache_warm_s"] = \
+        cold_and_warm(image, "podman", scratch)
     if DOCKER:
-        out["docker_cache_cold_s"], out["docker_cache_warm_s"] = cold_and_warm(image, "docker")
-    out["cold_over_cp_a"] = round(out["cache_cold_s"] / out["cp_a_floor_s"], 2)
+        out["docker_cache_cold_s"], _, out["docker_cold_over_cp_a"], out["docker_cache_warm_s"] = \
+            cold_and_warm(image, "docker", scratch)
     return out
 
 
@@ -145,7 +151,8 @@ def main() -> int:
                ("seed's rsync scrun.lua", "seed_rsync_lua_s"), ("vfs on shared storage", "vfs_on_shared_storage_s"),
                ("cache cold", "cache_cold_s"), ("cache warm (other node)", "cache_warm_s"),
                ("docker cold", "docker_cache_cold_s"), ("docker warm", "docker_cache_warm_s"),
-               ("cold / floor", "cold_over_cp_a"), ("warm / busybox warm", "warm_over_busybox_warm")]
+               ("cold / floor", "cold_over_cp_a"), ("docker cold / floor", "docker_cold_over_cp_a"),
+               ("warm / busybox warm", "warm_over_busybox_warm")]
     print(f"| {LANE} image | " + " | ".join(title for title, _ in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name, figures in results.items():

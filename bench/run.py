@@ -341,14 +341,17 @@ def combine() -> int:
     return 0
 
 
+def replace_in_readme(marker: str, body: str) -> None:
+    """`body` between the README's `<!-- marker:start -->` and `<!-- marker:end -->` lines."""
+    readme = REPO / "README.md"
+    start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
+    head, rest = readme.read_text().split(start, 1)
+    readme.write_text(head + start + body + "\n" + end + rest.split(end, 1)[1])
+
+
 def update_readme() -> int:
     """Put the table of bench/results/latest.json between the README's bench markers."""
-    combined = json.loads((RESULTS / "latest.json").read_text())
-    readme = REPO / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
-    head, rest = text.split(start, 1)
-    readme.write_text(head + start + readme_table(combined) + "\n" + end + rest.split(end, 1)[1])
+    replace_in_readme("bench", readme_table(json.loads((RESULTS / "latest.json").read_text())))
     return 0
 
 

@@ -58,11 +58,20 @@ def our_jobs(tag: str) -> list[str]:
     return [line for line in sh(["squeue", "-h", "-o", "%i %j"]).stdout.splitlines() if "scrun:" in line and tag in line]
 
 
+def in_our_pid_namespace(pid: str) -> bool:
+    """Lanes run side by side, and from the host a namespace lane's processes are visible too."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False  # gone
+
+
 def our_processes() -> list[str]:
     out = sh(["ps", "-eo", "pid,stat,comm,args"]).stdout.splitlines()
     # An exited anchor not yet reaped (stat Z) left nothing running: not a leak.
-    return [line for line in out if (line.split()[2:3] == ["scrun-anchor"] and not line.split()[1].startswith("Z"))
-            or ("salloc" in line and "scrun:" in line)]
+    return [line for line in out
+            if ((line.split()[2:3] in (["scrun-anchor"], ["scrun-netns"]) and not line.split()[1].startswith("Z"))
+                or ("salloc" in line and "scrun:" in line)) and in_our_pid_namespace(line.split()[0])]
 
 
 class Sampler:
@@ -80,7 +89,7 @@ class Sampler:
                     continue
                 try:
                     with open(f"/proc/{entry}/comm", "rb") as fh:
-                        if fh.read().strip() != b"scrun-anchor":
+                        if fh.read().strip() != b"scrun-anchor" or not in_our_pid_namespace(entry):
                             continue
                     with open(f"/proc/{entry}/status") as fh:
                         rss = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
@@ -165,7 +174,8 @@ def cli_cycle(i: int, tag: str, bundle: pathlib.Path, root: pathlib.Path) -> tup
         sh([*scrun, "delete", "--force", cid], timeout=RUN_TIMEOUT)
         return time.monotonic() - began, f"cli {action}: {exc}"
     took = time.monotonic() - began
-    return took, None if code == want else f"cli {action}: exit {code}, expected {want}"
+    why = f" ({record['stopped_reason']})" if record.get("stopped_reason") else ""  # the anchor's word on it
+    return took, None if code == want else f"cli {action}: exit {code}, expected {want}{why}"
 
 
 def leak_check(tag: str, root: pathlib.Path) -> list[str]:

@@ -27,6 +27,16 @@ IMAGE = "localhost/busybox:latest"
 LIVE_STATES = "R,S,D,T,t"
 
 
+def live_anchors(user: str | None = None) -> list[int]:
+    """Running anchors and their network-namespace holders (anchor/netnsholder.py) of `user`, in
+    this pid namespace only: lanes run side by side, and from the host a namespace lane's
+    anchors are visible too."""
+    who = ["-u", user] if user else []
+    out = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", *who, "-x", "-r", LIVE_STATES,
+                          "scrun-(anchor|netns)"], capture_output=True, text=True, timeout=30).stdout
+    return [int(pid) for pid in out.split()]
+
+
 # A test's tier is its folder: a file that names none (or a new folder) cannot slip out of CI.
 # `make test` runs unit on the host and LANE_TIERS in every lane (tests/unit/test_tiers.py
 # checks the Makefile says so).
@@ -283,6 +293,29 @@ def scrun(tmp_path, request):
             pytest.fail(f"jobs left behind: {jobs_named(names)}")
 
 
+def counter_pauses_and_resumes(engine, name: str, paused_status: bytes) -> str:
+    """`engine pause` / `unpause` of a counter (podman and docker): it stops advancing while
+    paused and goes on after; then it is removed while paused. The container's id."""
+    def lines() -> int:
+        return len(engine("logs", name).stdout.splitlines())
+
+    run = engine("run", "-d", "--name", name, IMAGE, "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done",
+                 check=True)
+    wait_for(lambda: lines() >= 3, 60, "the counter to count")
+    engine("pause", name, check=True)
+    assert engine("inspect", name, "--format", "{{.State.Status}}").stdout.strip() == paused_status
+    time.sleep(0.5)  # a line already on its way
+    held = lines()
+    time.sleep(2.0)
+    assert lines() == held, "the counter went on while paused"
+    engine("unpause", name, check=True)
+    assert engine("inspect", name, "--format", "{{.State.Status}}").stdout.strip() == b"running"
+    wait_for(lambda: lines() >= held + 3, 30, "the counter to go on after unpause")
+    engine("pause", name, check=True)
+    engine("rm", "-f", name, check=True, timeout=60)
+    return run.stdout.decode().strip()
+
+
 # ------------------------------------------------------------------ terminals
 
 ROWS, COLS = 30, 100
@@ -311,7 +344,10 @@ class Tmux:
         return screen if any(needle in line and "$?" not in line and "echo" not in line for line in screen.splitlines()) else None
 
     def wait(self, needle: str, timeout: float = 60) -> str:
-        return wait_for(lambda: self.seen(needle), timeout, f"{needle!r} on the screen")
+        try:
+            return wait_for(lambda: self.seen(needle), timeout, f"{needle!r} on the screen")
+        except AssertionError as exc:  # what was there instead says why
+            raise AssertionError(f"{exc}; the screen:\n{self.screen().rstrip()}") from None
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)

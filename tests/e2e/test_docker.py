@@ -8,13 +8,14 @@ import glob
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import uuid
 
 import pytest
 
-from conftest import COLS, IMAGE, LIVE_STATES, ROWS, Tmux, require, sh, wait_for
+from conftest import COLS, IMAGE, ROWS, counter_pauses_and_resumes, live_anchors, Tmux, require, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 # Debian's own client when there is one (it matches the daemon; /usr/local/bin may hold another).
@@ -32,7 +33,7 @@ def docker(*args, runtime="scrun", input=None, timeout=120, check=False):
 
 
 def anchors() -> list[str]:
-    return sh(["pgrep", "-x", "-r", LIVE_STATES, "scrun-anchor"]).stdout.split()
+    return [str(pid) for pid in live_anchors()]
 
 
 def state_dirs(cid: str) -> list[str]:
@@ -277,6 +278,11 @@ def test_rootless_docker_detached_job_is_the_users(rootless_docker_ready, nothin
         assert run.returncode == 0, run.stderr
         wait_for(lambda: b"started" in rootless_docker("logs", name).stdout, 60, "logs")
         assert sh(["squeue", "-h", "-u", user, "-o", "%u"]).stdout.split() == [user]
+        # The pid dockerd knows is the holder in a network namespace of its own, which dockerd
+        # (in rootlesskit's user namespace) could enter; not the anchor in the login node's.
+        pid = int(rootless_docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+        assert pathlib.Path(f"/proc/{pid}/comm").read_text().strip() == "scrun-netns"
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
         assert rootless_docker("stop", "-t", "20", name, timeout=60).returncode == 0
         assert rootless_docker("wait", name).stdout.strip() == b"7"
     finally:
@@ -295,3 +301,8 @@ def test_docker_exec(docker_ready):
         assert proc.returncode == 3 and proc.stdout.replace(b"\r", b"") == b"TTY\n", proc.stderr
     finally:
         docker("rm", "-f", name)
+
+
+def test_pause_and_unpause(name):
+    cid = counter_pauses_and_resumes(docker, name, b"paused")
+    assert not state_dirs(cid)

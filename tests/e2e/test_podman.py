@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, LIVE_STATES, jobs_named, sh, wait_for
+from conftest import IMAGE, counter_pauses_and_resumes, jobs_named, live_anchors, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -130,7 +130,7 @@ def test_version_through_podman_info(podman_ready):
 
 
 def podman_anchors() -> int:
-    return len(sh(["pgrep", "-x", "-r", LIVE_STATES, "scrun-anchor"]).stdout.split())
+    return len(live_anchors())
 
 
 def test_five_concurrent_runs_then_nothing_left(podman_ready):
@@ -330,3 +330,9 @@ def test_kill_9_of_the_engine_then_rm_leaves_nothing(podman_ready, name, victim)
     finally:
         client.kill()
         client.wait()
+
+
+
+def test_pause_and_unpause(podman_ready, name):
+    cid = counter_pauses_and_resumes(podman, name, b"paused")
+    assert cid not in scrun_state_dirs()

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import IMAGE, LIVE_STATES, Tmux, cluster_tool, readable_conf_dir, require, sh, wait_for
+from conftest import cluster_tool, counter_pauses_and_resumes, IMAGE, live_anchors, readable_conf_dir, require, sh, Tmux, wait_for
 
 pytestmark = pytest.mark.e2e
 _users = cluster_tool("users")
@@ -58,7 +58,7 @@ def user_jobs(user: str) -> list[str]:
 
 
 def anchors_of(user: str) -> list[str]:
-    return sh(["pgrep", "-u", user, "-x", "-r", LIVE_STATES, "scrun-anchor"]).stdout.split()
+    return [str(pid) for pid in live_anchors(user)]
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -97,6 +97,30 @@ def test_exit_code_and_separate_streams(clean_after):
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == b"to-out\n"
     assert b"to-err\n" in proc.stderr and b"to-out" not in proc.stderr
+
+
+def test_pause_and_unpause_as_the_user(clean_after):
+    """Rootless podman 5 pauses through the runtime as root's does. Podman 4 refuses a rootless
+    pause itself, before any runtime, when the container has no cgroup of its own (ours: the
+    process runs on a node): the container runs on, untouched."""
+    def engine(*args, check=False, timeout=180):
+        proc = podman(A, *args, timeout=timeout)
+        if check:
+            assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        return proc
+
+    name = f"rp-{os.getpid()}"
+    version = podman(A, "version", "--format", "{{.Client.Version}}").stdout.decode().strip()
+    try:
+        if int(version.split(".")[0]) >= 5:
+            counter_pauses_and_resumes(engine, name, b"paused")
+            return
+        assert engine("run", "-d", "--name", name, IMAGE, "sleep", "300").returncode == 0
+        proc = engine("pause", name)
+        assert proc.returncode != 0 and b"can not pause containers on rootless containers" in proc.stderr, proc.stderr
+        assert engine("inspect", name, "--format", "{{.State.Status}}").stdout.strip() == b"running"
+    finally:
+        engine("rm", "-f", "-t", "0", name)
 
 
 def test_exec_as_the_user(clean_after):
@@ -227,7 +251,8 @@ def a_running(clean_after):
         podman(A, "rm", "-f", name)
 
 
-@pytest.mark.parametrize("verb", [["state"], ["start"], ["kill"], ["kill", "--all"], ["delete"], ["delete", "--force"]])
+@pytest.mark.parametrize("verb", [["state"], ["start"], ["kill"], ["kill", "--all"], ["pause"], ["resume"], ["delete"],
+                                  ["delete", "--force"]])
 def test_other_user_cannot_use_the_cli_on_the_container(a_running, verb):
     argv = [SCRUN, "--root", state_root(A), verb[0], *verb[1:], a_running]
     if verb[0] == "kill":

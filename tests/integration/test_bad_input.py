@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import LIVE_STATES, sh
+from conftest import live_anchors, sh
 
 pytestmark = pytest.mark.integration
 CORPUS = pathlib.Path(__file__).resolve().parents[1] / "data" / "bad-input.jsonl"
@@ -90,8 +90,7 @@ def prepare_conf(kind: str, conf_dir: pathlib.Path, env: dict) -> None:
 
 
 def anchors() -> set[int]:
-    out = subprocess.run(["pgrep", "-x", "-r", LIVE_STATES, "scrun-anchor"], capture_output=True, text=True).stdout
-    return {int(pid) for pid in out.split()}
+    return set(live_anchors())
 
 
 def job_ids() -> set[str]:

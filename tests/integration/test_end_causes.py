@@ -61,13 +61,14 @@ def test_an_admins_scancel_is_a_kill_code_and_says_so(scrun, make_bundle):
 
 def test_preemption_by_a_higher_priority_partition_is_a_kill_code_and_says_so(scrun, make_bundle):
     """The cluster's `urgent` partition preempts (cancels) `debug`'s jobs: a job there that wants
-    the container's node whole takes it."""
+    the container's node whole takes it. --mem: --exclusive alone asks DefMemPerCPU for each of
+    the node's 128 CPUs, more than a namespace lane's node declares."""
     cid = scrun.new_id()
     env = {"SCRUN_PARTITION": "debug", "SCRUN_JOB_NODELIST": "n1"}
     assert scrun.create(cid, make_bundle(UP_AND_SLEEP), env=env).returncode == 0
     assert scrun("start", cid).returncode == 0
     _running(scrun, cid)
-    urgent = subprocess.run(["srun", "--partition=urgent", "--nodelist=n1", "--exclusive", "--time=1", "true"],
+    urgent = subprocess.run(["srun", "--partition=urgent", "--nodelist=n1", "--exclusive", "--mem=100M", "--time=1", "true"],
                             capture_output=True, text=True, timeout=120)
     assert urgent.returncode == 0, urgent.stderr
     record = _ended_under_us(scrun, cid, "was preempted", "PREEMPTED")

@@ -57,7 +57,7 @@ class Container:
 
     def __init__(self, scrun, make_bundle, tmp_path, args=("sleep", "300"), name="bundle"):
         self.scrun, self.cid = scrun, scrun.new_id()
-        created = scrun.create(self.cid, make_bundle(list(args), name=name))
+        created = scrun.create(self.cid, make_bundle(list(args), name=name), env={"SCRUN_DEBUG": "debug"})
         assert created.returncode == 0, created.stderr
         self.anchor = int((tmp_path / f"{self.cid}.pid").read_text())
         self.job = scrun.record(self.cid)["job_id"]
@@ -137,7 +137,7 @@ def test_fault_then_an_exit_code_and_nothing_left(container, scrun, fault, phase
         assert "anchor" in scrun.state(c.cid)["reason"]
     else:
         record = c.stopped_within()
-        assert record["exit_code"] != 0 and record["stopped_reason"], record  # cut short, and why
+        assert record["exit_code"] != 0 and record["stopped_reason"], repr(record) + (scrun.root / c.cid / "anchor.log").read_text()  # cut short, and why
     c.delete_and_nothing_left()
 
 

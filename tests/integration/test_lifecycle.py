@@ -426,12 +426,13 @@ def test_state_and_list_say_why_a_container_pends(slurm_cluster, scrun, make_bun
 
 
 def test_a_container_the_node_runtime_refuses_says_why(slurm_cluster, scrun, make_bundle, tmp_path):
-    """crun on the node refuses an AppArmor profile it cannot apply. Slurm gives no sign of
-    the container's process before the step ends, so `start` has succeeded by then (waiting for
-    one would delay every start); the state says why it stopped, and so does the log."""
+    """crun on the node refuses a sysctl the kernel does not have (an AppArmor profile it cannot
+    apply was refused up to crun 1.21; 1.28 ignores one where AppArmor is off). Slurm gives no
+    sign of the container's process before the step ends, so `start` has succeeded by then
+    (waiting for one would delay every start); the state says why it stopped, and so does the log."""
     bundle = make_bundle(["echo", "never"])
     cfg = json.loads((bundle / "config.json").read_text())
-    cfg["process"]["apparmorProfile"] = "scrun-test-no-such-profile"
+    cfg.setdefault("linux", {}).setdefault("sysctl", {})["net.ipv4.scrun_test_no_such_key"] = "1"
     (bundle / "config.json").write_text(json.dumps(cfg))
     baseline = subprocess.run(["crun", "run", "--bundle", str(bundle), f"crun-{uuid_hex()}"], capture_output=True,
                               text=True, stdin=subprocess.DEVNULL, timeout=60)

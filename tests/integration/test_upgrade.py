@@ -26,7 +26,7 @@ def previous_src(tmp_path_factory):
 def test_a_container_of_the_previous_release_is_stated_killed_and_deleted_by_this_one(slurm_cluster, scrun,
                                                                                         make_bundle, previous_src,
                                                                                         conf_dir):
-    old = {"PYTHONPATH": str(previous_src)}
+    old = {"PYTHONPATH": str(previous_src), "SCRUN_DEBUG": "debug"}  # its log says why, if it fails
     # The site's files as they were before the upgrade: keys added since (ImageCache) are not in them.
     scrun_conf = conf_dir / "scrun.conf"
     scrun_conf.write_text("".join(line for line in scrun_conf.read_text().splitlines(True)
@@ -48,7 +48,8 @@ def test_a_container_of_the_previous_release_is_stated_killed_and_deleted_by_thi
     record = scrun.wait_stopped(cid, 60)
     # The trap ran: its code (the shell may print its line twice when Slurm signals the step's
     # processes and crun forwards the same signal; seen once on 24.11).
-    assert record["exit_code"] == 7 and scrun.output(cid)[0].startswith("up\ngot-usr1\n"), (record, scrun.output(cid))
+    assert record["exit_code"] == 7 and scrun.output(cid)[0].startswith("up\ngot-usr1\n"), \
+        (record, scrun.output(cid), (scrun.root / cid / "anchor.log").read_text())
     listed = scrun("list", "--quiet")
     assert listed.returncode == 0 and cid in listed.stdout
     assert scrun("delete", cid).returncode == 0

@@ -56,7 +56,8 @@ def peer_root(tmp_path):
     as_user(PEER, ["rm", "-rf", root])
 
 
-@pytest.mark.parametrize("verb", [["delete", "--force", CID], ["kill", CID, "KILL"], ["state", CID], ["list"]])
+@pytest.mark.parametrize("verb", [["delete", "--force", CID], ["kill", CID, "KILL"], ["pause", CID], ["resume", CID],
+                                  ["state", CID], ["list"]])
 def test_root_refuses_a_users_state_root(peer_root, victim_job, victim_process, verb):
     plant(PEER, peer_root, hostile_record(victim_job, victim_process.pid, 0))
     proc = scrun_as_root(*verb, root=peer_root)

@@ -76,12 +76,18 @@ def test_bad_debug_env_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "SCRUN_DEBUG='loud'" in proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["pause", "resume", "ps", "update", "run", "checkpoint", "restore",
-                                  "events", "spec"])
+@pytest.mark.parametrize("verb", ["ps", "update", "run", "checkpoint", "restore", "events", "spec"])
 def test_other_runc_verbs_say_why_not(verb, tmp_path):
     proc = run_cli("--root", str(tmp_path), verb, "--process", "/p", "--detach", "c")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith(f"scrun: error: `{verb}` is not supported by scrun: ") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("verb", ["pause", "resume"])
+def test_pause_and_resume_of_an_unknown_container(verb, tmp_path):
+    proc = run_cli("--root", str(tmp_path), verb, "nosuch")
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.startswith("scrun: error: ") and "nosuch" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_features_is_runtime_specs_document(tmp_path):

@@ -173,3 +173,23 @@ def test_scrun_conf_image_cache_must_be_a_shared_directory(tmp_path):
     (tmp_path / "scrun.conf").write_text(f"StageDir={stage}\nImageCache={tmp_path}/missing\n")
     with pytest.raises(ConfigError, match=r"scrun.conf:2: ImageCache .*missing: not a directory"):
         load_site_staging(slurm_conf)
+
+
+@pytest.mark.parametrize("when", [0.0, 1796380726.869597, 1796380726.9999999, 1700000000.000001])
+@pytest.mark.parametrize("digits", [3, 6])
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/St_Johns"])
+def test_local_iso_time_is_datetimes(monkeypatch, when, digits, zone):
+    import datetime
+    import time
+
+    from scrun.log import local_iso_time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        spec = "milliseconds" if digits == 3 else "microseconds"
+        assert local_iso_time(when, digits) == datetime.datetime.fromtimestamp(when).astimezone().isoformat(timespec=spec)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+

@@ -58,6 +58,7 @@ def test_status_table_is_exhaustive():
         Status.CREATING: (False, True, False),
         Status.CREATED: (True, True, True),
         Status.RUNNING: (False, True, False),
+        Status.PAUSED: (False, True, False),
         Status.STOPPED: (False, False, True),
     }
     assert set(table) == set(Status.ALL)
@@ -234,6 +235,18 @@ def test_verbose_srun_names_the_step_it_launches_once(verbose):
     assert f.step_id is None
     f.feed(verbose[60:] + b"srun: launching StepId=9.7 on host n2, 1 tasks: 0\n")  # the first one counts
     assert f.step_id == "0"
+
+
+@pytest.mark.parametrize("verbose", [VERBOSE_22_05, VERBOSE_24_11], ids=["22.05", "24.11"])
+def test_once_the_step_launches_a_containers_own_srun_looking_lines_pass(verbose):
+    f = StderrFilter(srun_verbose=True)
+    before, after = verbose.split(b"srun: launching", 1)
+    mine = b"srun: mine, before srun says the tasks started\nsrun: First task exited, says the container\n"
+    out = f.feed(b"srun: jobid 7: nodes(1):`n1', cpu counts: 1(x1)\n" + before + b"srun: launching" + after)
+    out += f.feed(b"srun: launching StepId=7.0 on host n2, 1 tasks: 1\nsrun: Node n2, 1 tasks started\n")  # a second node
+    out += f.feed(mine + b"srun: route/default: init: route default plugin loaded\n" + EXIT_24_11 +
+                  b"srun: First task exited. Terminating job in 10s\nsrun: n1: task 0: Completed\n") + f.flush()
+    assert (out, f.step_id, f.tasks_started) == (mine, "0", True)
 
 
 def test_no_step_is_learnt_without_verbose():
@@ -445,6 +458,11 @@ def test_the_filter_notices_a_cancelled_step():
     other = StderrFilter()
     other.feed(b"slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-30T14:00:00 ***\n")
     assert not other.step_cancelled  # the job's cancellation is salloc's news (revoked)
+    # Cancelled while its tasks still launch, the step gets no slurmstepd line: srun's own says it.
+    launching = StderrFilter(srun_verbose=True)
+    out = launching.feed(b"srun: launching StepId=66.0 on host n1, 1 tasks: 0\n"
+                         b"srun: Job step aborted: Waiting up to 7 seconds for job step to finish.\n")
+    assert out == b"" and launching.step_cancelled
 
 
 @pytest.mark.parametrize("line, oom", [

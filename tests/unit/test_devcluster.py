@@ -30,7 +30,7 @@ def test_bad_node_count_is_one_line(capsys):
 
 def test_unknown_lane_is_one_line(capsys):
     assert cli.main(["down", "--lane", "slurm-99.1"]) == 1
-    assert capsys.readouterr().err == "devcluster: error: unknown lane 'slurm-99.1': choose from slurm-22.05, slurm-24.11 or all\n"
+    assert capsys.readouterr().err == "devcluster: error: unknown lane 'slurm-99.1': choose from slurm-22.05, slurm-24.11, slurm-26.05 or all\n"
 
 
 def test_timeout_shows_the_log_tail(tmp_path):
@@ -49,6 +49,11 @@ def test_host_debian_release(tmp_path, text, debian):
     assert lanes.host_debian(path) == debian
 
 
+def test_only_unstable_skips_the_release_files_expiry():
+    packages = cluster_tool("packages")
+    assert packages.SUITE_APT_OPTIONS == {"sid": ['Acquire::Check-Valid-Until "false"']}
+
+
 def test_unknown_debian_is_refused(tmp_path):
     path = tmp_path / "debian_version"
     path.write_text("forky/sid\n")
@@ -56,7 +61,8 @@ def test_unknown_debian_is_refused(tmp_path):
         lanes.host_debian(path)
 
 
-@pytest.mark.parametrize("debian, order", [("12", ["slurm-22.05", "slurm-24.11"]), ("13", ["slurm-24.11", "slurm-22.05"])])
+@pytest.mark.parametrize("debian, order", [("12", ["slurm-22.05", "slurm-24.11", "slurm-26.05"]),
+                                           ("13", ["slurm-24.11", "slurm-22.05", "slurm-26.05"])])
 def test_the_hosts_own_lane_comes_first(debian, order):
     assert lanes.ordered_names(debian) == order
     assert [s.name for s in lanes.resolve(["all"], debian)] == order
@@ -108,6 +114,7 @@ def test_a_new_users_subordinate_range_starts_after_every_existing_one():
 def test_each_debian_gets_its_docker_client():
     packages = cluster_tool("packages")
     assert "docker-cli" in packages.lane_packages("trixie") and "docker-cli" not in packages.lane_packages("bookworm")
+    assert "docker-cli" in packages.lane_packages("sid")
     assert "docker.io" in packages.lane_packages("bookworm")
 
 

@@ -61,3 +61,23 @@ def test_create_and_the_anchors_hand_over_import_nothing_heavy():
     assert "scrun.cli.create" in loaded
     heavy = loaded & {"dataclasses", "typing", "asyncio", "argparse", "inspect", "subprocess", "shutil", "tempfile", "lupa"}
     assert not heavy, f"create imports {sorted(heavy)}"
+
+
+ANCHOR_PROBE = """
+import sys
+sys.modules.setdefault("ssl", None)  # as the anchor does (anchor/forked.py)
+import scrun.cli.create, scrun.anchor.forked, scrun.anchor.service, scrun.anchor.quick  # noqa: E401
+import scrun.anchor.container, scrun.anchor.holder  # noqa: E401
+print(sorted(k for k, v in sys.modules.items() if v is not None))
+"""
+
+
+def test_a_running_anchor_holds_no_module_it_does_not_need():
+    """Every running container holds an anchor: what it imports is login-node memory, times the
+    containers (bench/scale.py; these cost ~1 MiB per anchor of ~11)."""
+    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + ANCHOR_PROBE],
+                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    loaded = set(ast.literal_eval(out))
+    assert "scrun.anchor.service" in loaded  # the probe measured something
+    unneeded = loaded & {"datetime", "hashlib", "secrets", "hmac", "random", "shutil", "tempfile", "argparse", "ssl"}
+    assert not unneeded, f"every anchor imports {sorted(unneeded)}"

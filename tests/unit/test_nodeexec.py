@@ -17,10 +17,11 @@ def test_the_query_becomes_an_exec_of_the_same_container():
         "sh -c 'echo in; exit 4'")
 
 
-def test_terminal_and_user_become_flags():
+def test_user_becomes_a_flag_and_a_terminal_none():
+    # The terminal is the srun --pty step's own (cli/exec.py); crun's --tty would add a second.
     process = ExecProcess(("sh",), (), "", True, "1000:100")
     assert node_exec_command("crun state %n.%u.%j.%s.%t 100%%", process, VALUES) == (
-        "crun exec --tty --user=1000:100 n1.alice.12.0.0 100% sh")
+        "crun exec --user=1000:100 n1.alice.12.0.0 100% sh")
 
 
 def test_without_a_query_exec_says_what_to_add():

@@ -4,11 +4,11 @@ import itertools
 import pytest
 
 from scrun.core.phase import STATUS_OF, TRANSITIONS, Event, IllegalTransition, Phase, advance
-from scrun.core.status import Status, can_delete, can_kill, can_start
+from scrun.core.status import Status, can_delete, can_kill, can_pause, can_resume, can_start
 
 pytestmark = pytest.mark.unit
 
-EVENTS = (Event.CREATED, Event.LAUNCH, Event.TASKS_STARTED, Event.ENDED)
+EVENTS = (Event.CREATED, Event.LAUNCH, Event.TASKS_STARTED, Event.PAUSE, Event.RESUME, Event.ENDED)
 
 
 @pytest.mark.parametrize("events, end", [
@@ -17,6 +17,9 @@ EVENTS = (Event.CREATED, Event.LAUNCH, Event.TASKS_STARTED, Event.ENDED)
     ((Event.CREATED, Event.ENDED), Phase.STOPPED),                                      # deleted before start
     ((Event.CREATED, Event.LAUNCH, Event.ENDED), Phase.STOPPED),                        # never launched
     ((Event.CREATED, Event.LAUNCH), Phase.STARTING),
+    ((Event.CREATED, Event.LAUNCH, Event.TASKS_STARTED, Event.PAUSE), Phase.PAUSED),
+    ((Event.CREATED, Event.LAUNCH, Event.TASKS_STARTED, Event.PAUSE, Event.RESUME, Event.PAUSE, Event.ENDED),
+     Phase.STOPPED),                                                                    # killed while paused
 ])
 def test_the_paths_a_container_takes(events, end):
     phase = Phase.CREATING
@@ -39,11 +42,13 @@ def test_stopped_is_final_and_every_phase_has_a_status():
 
 def test_the_verbs_each_phase_allows():
     """One set of predicates for the CLI (on the record's status) and the anchor (on its phase)."""
-    allowed = {p: (can_start(STATUS_OF[p]), can_kill(STATUS_OF[p]), can_delete(STATUS_OF[p])) for p in Phase.ALL}
+    verbs = (can_start, can_kill, can_delete, can_pause, can_resume)
+    allowed = {p: tuple(verb(STATUS_OF[p]) for verb in verbs) for p in Phase.ALL}
     assert allowed == {
-        Phase.CREATING: (False, True, False),
-        Phase.CREATED: (True, True, True),
-        Phase.STARTING: (False, True, False),
-        Phase.RUNNING: (False, True, False),
-        Phase.STOPPED: (False, False, True),
+        Phase.CREATING: (False, True, False, False, False),
+        Phase.CREATED: (True, True, True, False, False),
+        Phase.STARTING: (False, True, False, True, False),  # the OCI status is running already
+        Phase.RUNNING: (False, True, False, True, False),
+        Phase.PAUSED: (False, True, False, False, True),
+        Phase.STOPPED: (False, False, True, False, False),
     }

@@ -110,6 +110,20 @@ def test_step_list_of_both_versions(version):
     assert parse_step_list((DATA / f"squeue-steps-{version}.txt").read_text())[0][1] == "scrun:abc"
 
 
+# Captured from a podman container in the 26.05 lane: names and ids are a real container's.
+CID_26_05 = "56b8778a6dffcb4293dc6516b5e1eae3f7c48c12e4b24d7b06deeac5b1a23257"
+
+
+def test_step_list_of_26_05():
+    assert parse_step_list((DATA / "squeue-steps-26.05.txt").read_text()) == [("0", f"scrun:{CID_26_05[:58]}")]  # 64 bytes
+
+
+def test_step_container_ids_from_26_05_which_adds_container_type():
+    text = (DATA / "scontrol-show-step-26.05.txt").read_text()
+    assert "ContainerType=(null)" in text
+    assert parse_step_containers(text) == [("0", CID_26_05)]
+
+
 def test_step_container_ids_from_24_11():
     text = (DATA / "scontrol-show-step-24.11.txt").read_text()
     assert parse_step_containers(text) == [("0", "abc123")]
@@ -121,7 +135,8 @@ def test_22_05_steps_have_no_container_id():
     assert parse_step_containers(text) == [("0", "")]
 
 
-@pytest.mark.parametrize("version, by_id", [((22, 5, 8), False), ((23, 2, 0), True), ((24, 11, 5), True)])
+@pytest.mark.parametrize("version, by_id", [((22, 5, 8), False), ((23, 2, 0), True), ((24, 11, 5), True),
+                                            ((26, 5, 5), True)])
 def test_step_lookup_follows_the_version(version, by_id):
     assert finds_step_by_container_id(version) is by_id
     argv = build_srun_argv("srun", [], job_id=1, step_name="scrun:x", container_id="x", bundle="/b", step_args=[],

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from scrun.core.bundle import parse_bundle_config
 from scrun.core.specchecks import (
-    CAPABILITIES, RLIMITS, check_namespace_paths, first_unsearchable, host_id_of_root, namespace_paths)
+    CAPABILITIES, RLIMITS, asks_new_network_namespace, check_namespace_paths, first_unsearchable, host_id_of_root,
+    namespace_paths)
 from scrun.errors import InvalidInputError
 
 pytestmark = pytest.mark.unit
@@ -135,3 +136,15 @@ def test_the_first_directory_the_mapped_root_cannot_search():
 
 def test_the_tables_are_complete():
     assert len(RLIMITS) == 16 and len(CAPABILITIES) == 41
+
+
+@pytest.mark.parametrize("linux, asks", [
+    ({"namespaces": [{"type": "pid"}, {"type": "network"}]}, True),          # docker --network none
+    ({"namespaces": [{"type": "network", "path": ""}]}, True),
+    ({"namespaces": [{"type": "network", "path": "/run/netns/x"}]}, False),  # podman's, made by the engine
+    ({"namespaces": [{"type": "pid"}, {"type": "mount"}]}, False),           # --network host
+    ({"namespaces": {"type": "network"}}, False),                            # not a list: checked elsewhere
+    ({}, False),
+])
+def test_a_new_network_namespace_is_asked_for_only_without_a_path(linux, asks):
+    assert asks_new_network_namespace(linux) is asks

@@ -68,9 +68,42 @@ def test_podmans_shm_directory_becomes_a_fresh_tmpfs_on_the_node():
     config = {"mounts": [{"destination": "/dev/shm", "type": "bind", "source": "/var/lib/containers/x/userdata/shm",
                           "options": ["bind", "rprivate"]}]}
     p = plan(config, bundle="/scratch/b", root_path="/scratch/b/rootfs", dirs=("/var/lib/containers/x/userdata/shm",))
-    assert p.tmpfs == (0,) and p.files == ()
+    assert p.tmpfs == ((0, None),) and p.files == ()
     assert staged_config(config, p)["mounts"][0] == {"destination": "/dev/shm", "type": "tmpfs", "source": "tmpfs",
                                                      "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}
+
+
+def test_the_fresh_shm_keeps_the_size_the_engine_gave_its_own():
+    """podman --shm-size 16m: podman's userdata/shm tmpfs is 16 MiB; the node's must be too."""
+    shm = "/var/lib/containers/x/userdata/shm"
+    config = {"mounts": [{"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["bind"]}]}
+    p = plan_staging(config=config, bundle="/scratch/b", root_path="/scratch/b/rootfs", shared=SHARED,
+                     stage_dir="/scratch/scrun", user="alice", container_id="c1", is_dir=lambda p: p == shm,
+                     tmpfs_size=lambda p: "size=16384k" if p == shm else None)
+    assert p.tmpfs == ((0, "size=16384k"),)
+    assert staged_config(config, p)["mounts"][0]["options"] == ["nosuid", "noexec", "nodev", "mode=1777", "size=16384k"]
+
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+95 22 0:50 / /var/lib/containers/x/userdata/shm rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=16384k,uid=0
+96 22 0:51 / /var/lib/containers/y/userdata/shm rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,mode=1777
+97 22 0:52 / /var/lib/containers/z/userdata/shm rw,relatime - tmpfs shm rw,size=8m
+98 97 8:1 /z /var/lib/containers/z/userdata/shm rw,relatime - ext4 /dev/sda1 rw
+"""
+
+
+@pytest.mark.parametrize("path,size", [
+    ("/var/lib/containers/x/userdata/shm", "size=16384k"),
+    ("/var/lib/containers/x/userdata/shm/", "size=16384k"),
+    ("/var/lib/containers/y/userdata/shm", None),   # a tmpfs without a size
+    ("/var/lib/containers/z/userdata/shm", None),   # covered by a bind of something else
+    ("/var/lib/containers/x/userdata", None),       # not a mount point
+])
+def test_the_size_of_a_tmpfs_mounted_at_a_path(path, size):
+    from scrun.core.mounts import tmpfs_size_option
+
+    assert tmpfs_size_option(path, MOUNTINFO) == size
 
 
 def test_hooks_that_name_a_login_node_process_are_dropped_from_the_copy():

@@ -96,3 +96,10 @@ def test_a_jobs_final_state_names_why_it_ended(state, words):
 
     assert job_end_words(state).startswith(words)
     assert state not in NOT_FINAL
+
+
+@pytest.mark.parametrize("launch,settle", [(0.0, 0.1), (0.05, 0.1), (-1.0, 0.1), (0.4, 0.2), (1.5, 0.75), (10.0, 1.0)])
+def test_a_signal_after_start_waits_longer_on_a_slow_launch(launch, settle):
+    from scrun.anchor.step import settle_after_start
+
+    assert settle_after_start(launch) == pytest.approx(settle)

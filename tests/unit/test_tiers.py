@@ -17,7 +17,8 @@ def test_the_makefile_runs_unit_on_the_host_and_every_other_tier_in_each_lane():
     makefile = (REPO / "Makefile").read_text()
     declared = re.search(r"^LANE_TIERS := (.+)$", makefile, re.M)
     assert declared and [t.strip() for t in declared.group(1).split(" or ")] == list(LANE_TIERS)
-    assert '-m "$(LANE_TIERS)"' in makefile and "pytest -m unit" in makefile
+    # The lanes side by side, then the tests that stop a lane, alone: together every lane tier.
+    assert '-m "($(LANE_TIERS)) and not alone"' in makefile and '-m "alone"' in makefile and "pytest -m unit" in makefile
     assert {"unit", *LANE_TIERS} == set(TIERS)
 
 

@@ -16,6 +16,8 @@ devcluster status                          daemons and nodes of every lane
 devcluster exec --lane L -- CMD ...        run CMD in a lane, in this checkout
 devcluster python --lane L -- ARGS         the lane's Python with scrun (e.g. bench/run.py)
 devcluster test --lane L -- PYTEST_ARGS    run pytest in a lane (SCRUN_LANE names it in the report)
+devcluster test-lanes [--lane L ...] [--at-once N] -- PYTEST_ARGS
+                                           pytest in several lanes side by side (default: all)
 devcluster lanes                           lane names, the host's own first
 devcluster packages                        install the host's packages only
 """
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status")
     sub.add_parser("lanes")
     sub.add_parser("packages")
+    p_lanes = sub.add_parser("test-lanes")
+    p_lanes.add_argument("--lane", action="append")
+    p_lanes.add_argument("--at-once", type=int, default=int(os.environ.get("SCRUN_LANES_AT_ONCE", "0")),
+                         help="lanes running together (default 0: all; env SCRUN_LANES_AT_ONCE)")
+    p_lanes.add_argument("rest", nargs=argparse.REMAINDER)
     for verb in ("exec", "test", "python"):
         p = sub.add_parser(verb)
         p.add_argument("--lane", required=True)
@@ -71,6 +78,13 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.verb == "status":
         return 0 if all([manage.status(spec) for spec in resolve(None)]) else 1
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    if args.verb == "test-lanes":
+        from cluster.sidebyside import run_side_by_side
+
+        specs = resolve(args.lane)
+        if args.at_once < 0:
+            raise ClusterError(f"--at-once {args.at_once}: 0 (all lanes) or more")
+        return run_side_by_side(specs, rest, manage.REPO / ".cache", args.at_once or len(specs))
     spec = resolve([args.lane])[0]
     if args.verb == "exec":
         if not rest:

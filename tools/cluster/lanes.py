@@ -29,6 +29,7 @@ LANES = {
     for spec in (
         LaneSpec("slurm-22.05", "12", "bookworm", "127.0.22.5", "scrun2205"),
         LaneSpec("slurm-24.11", "13", "trixie", "127.0.24.11", "scrun2411"),
+        LaneSpec("slurm-26.05", "unstable", "sid", "127.0.26.5", "scrun2605"),
     )
 }
 

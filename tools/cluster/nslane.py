@@ -22,6 +22,7 @@ import time
 
 from cluster.lanes import LaneSpec
 from cluster.launcher import launcher_text
+from cluster.packages import SUITE_APT_OPTIONS
 from cluster.shell import ClusterError, log_tail, run, say, write_if_changed
 from cluster.target import Namespaced
 
@@ -87,8 +88,9 @@ class NamespaceLane:
         say(f"[{self.spec.name}] building a Debian {self.spec.debian} ({self.spec.suite}) rootfs with mmdebstrap (~1 min)")
         t0 = time.monotonic()
         with open(self.log, "w") as log:
+            aptopts = [f"--aptopt={o}" for o in SUITE_APT_OPTIONS.get(self.spec.suite, [])]
             proc = subprocess.run(["mmdebstrap", "--variant=minbase", f"--include={','.join(sorted(packages))}",
-                                   self.spec.suite, str(new)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                   *aptopts, self.spec.suite, str(new)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             shutil.rmtree(new, ignore_errors=True)
             raise ClusterError(f"mmdebstrap {self.spec.suite} failed (exit {proc.returncode}; is Debian's archive reachable?)\n  {log_tail(self.log)}")

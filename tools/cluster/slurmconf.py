@@ -66,7 +66,7 @@ def node_names(nodes: int) -> list[str]:
 def slurm_conf(layout: Layout) -> str:
     # One slurmd per node name on this host (multiple-slurmd build); config_overrides lets
     # each node declare more CPUs than the host has so many small containers fit at once.
-    cpus = 32
+    cpus = 128  # 3 nodes: bench-scale's 300 one-CPU containers at once
     nodes = layout.nodes
     ports = f"{SLURMD_BASE_PORT}" if nodes == 1 else f"[{SLURMD_BASE_PORT}-{SLURMD_BASE_PORT + nodes - 1}]"
     names = "n1" if nodes == 1 else f"n[1-{nodes}]"

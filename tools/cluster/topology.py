@@ -149,8 +149,10 @@ def _in_node(node: str, script: str, *args: str) -> None:
     inits = _children(unshare) if unshare else []
     if not inits:
         raise RuntimeError(f"node {node} is not running: start it (tools/cluster/topology.py)")
-    subprocess.run(["nsenter", "-t", str(inits[0]), "-m", "-p", "--", "sh", "-c", script, "node", *args], check=True,
-                   timeout=60, capture_output=True)
+    proc = subprocess.run(["nsenter", "-t", str(inits[0]), "-m", "-p", "--", "sh", "-c", script, "node", *args],
+                          timeout=60, capture_output=True, text=True)
+    if proc.returncode != 0:  # say what failed in there: mount's and cp's own words
+        raise RuntimeError(f"in node {node}: `{script}` exited {proc.returncode}: {proc.stderr.strip()[-1000:]}")
 
 
 def hide_oci_conf(node: str) -> None:
@@ -161,7 +163,10 @@ def hide_oci_conf(node: str) -> None:
 
 
 def restore_oci_conf(node: str) -> None:
-    _in_node(node, "if grep -q '/etc-slurm-no-oci /etc/slurm ' /proc/self/mountinfo; then umount /etc/slurm; fi; test -e /etc/slurm/oci.conf")
+    # Lazily if busy: a slurmstepd still ending the last step may hold a file of the copy open;
+    # new lookups see the node's own /etc/slurm at once either way.
+    _in_node(node, "if grep -q '/etc-slurm-no-oci /etc/slurm ' /proc/self/mountinfo; then "
+             "umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; test -e /etc/slurm/oci.conf")
 
 
 def node_state(node: str) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode, kind_of, refusal
 from scrun.core.exitcode import exit_code_for_signal
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
-from scrun.core.phase import STATUS_OF, Event
-from scrun.core.status import can_kill, can_start
+from scrun.core.phase import STATUS_OF, Event, Phase
+from scrun.core.status import can_kill, can_pause, can_resume, can_start
 from scrun.errors import ScrunError
 
 # How long `kill` waits for a launching step's tasks to start before it signals anyway (a step
@@ -26,7 +26,8 @@ STEP_START_WAIT = 10.0
 
 
 class ControlServer:
-    """ping, start, kill and delete over the container's socket; only root and the owner may ask."""
+    """ping, start, kill, pause, resume and delete over the container's socket; only root and the
+    owner may ask."""
 
     async def _serve(self) -> asyncio.AbstractServer:
         sock = self.quick.sock if self.quick is not None and self.quick.sock is not None else self.bind_socket()
@@ -93,19 +94,36 @@ class ControlServer:
                 self.request_stop(127 if isinstance(exc, FileNotFoundError) else 1, reason)
                 return refusal("slurm", reason)
             if self.req.terminal:
-                # The engine resizes the console as soon as start returns; that SIGWINCH, landing
-                # while srun still waits for the node's pty connection, ends srun's pty thread
-                # (srun_pty.c: "pty: accept failure"), and no size ever reaches the container.
-                # The node connects before the tasks start: start returns once they have.
+                # The engine resizes the console as soon as start returns (docker) or while it
+                # runs (podman). The anchor holds each resize until the node has connected to
+                # srun's pty port (anchor/terminal.py); start returning once the tasks have
+                # started means a resize made after it reaches the container without that wait.
                 await self._wait_tasks_started(STEP_START_WAIT)
             return {"ok": True}
         if op == "kill":
             sig = int(req.get("signal", signal.SIGTERM))
             return await self._kill(sig)
+        if op in ("pause", "resume"):
+            return await self._pause_or_resume(op)
         if op == "delete":
             self.request_stop(exit_code_for_signal(signal.SIGKILL), "deleted")
             return {"ok": True}
         return refusal("protocol", f"unsupported op {op}")
+
+    async def _pause_or_resume(self, op: str) -> dict[str, Any]:
+        """SIGSTOP or SIGCONT to every process of the step, through Slurm (cli/pause.py)."""
+        pausing = op == "pause"
+        allowed = can_pause if pausing else can_resume
+        if not allowed(STATUS_OF[self.phase]) or self.stopping.is_set():
+            return refusal("status", f"cannot {op} container `{self.req.id}`: it is {self.record.status}")
+        if pausing:
+            await self._tasks_running(STEP_START_WAIT)  # a step still launching would miss it
+        if self.phase != (Phase.RUNNING if pausing else Phase.PAUSED) or self.stopping.is_set():
+            return refusal("status", f"cannot {op} container `{self.req.id}`: it is {self.record.status}")
+        if not await self._signal_step(signal.SIGSTOP if pausing else signal.SIGCONT, srun_fallback=False):
+            return refusal("slurm", f"cannot {op} container `{self.req.id}`: Slurm has no step of it to signal")
+        self.advance(Event.PAUSE if pausing else Event.RESUME)
+        return {"ok": True}
 
     async def _kill(self, sig: int) -> dict[str, Any]:
         if not can_kill(STATUS_OF[self.phase]) or self.stopping.is_set() and self.srun is None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from typing import Any
 
 from scrun.core.envlist import env_dict
@@ -58,7 +57,7 @@ class NodeSide:
         out = changed or config
         guard = None
         if guarded:
-            token = secrets.token_hex(16)
+            token = os.urandom(16).hex()  # secrets.token_hex, without hmac/hashlib in every anchor
             out = guard_config(out, self.slurm_version, token)
             guard = os.path.join(node, "guard")
             self._write_guard(guard, guard_script(self.slurm_version, guard, token, then_run))

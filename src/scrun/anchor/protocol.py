@@ -15,7 +15,7 @@ import os
 from scrun import errors, fastjson
 
 PROTOCOL_VERSION = 1
-OPS = ("start", "kill", "delete", "ping")
+OPS = ("start", "kill", "pause", "resume", "delete", "ping")
 # A request or reply is a few hundred bytes; a longer one is refused, never buffered whole.
 MAX_MESSAGE = 64 * 1024
 # sun_path holds 108 bytes; longer paths are reached through /proc/self/fd/<dirfd>/NAME.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from scrun.anchor import holder
 from scrun.anchor.allocation import Allocation
+from scrun.anchor.console import Console
 from scrun.anchor.container import Container
 from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 PENDING_REFRESH = 5.0
 
 
-class Anchor(ControlServer, StepControl, NodeSide, Container):
+class Anchor(ControlServer, StepControl, NodeSide, Console, Container):
     @classmethod
     def take_over(cls, container: Container, early_holder: subprocess.Popen | None = None,
                   quick: QuickCreate | None = None) -> Anchor:
@@ -69,10 +70,13 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
         self.stop_reason = ""
         self.job_ended_under_us = False  # the stop came from salloc: the job ended (scancel, node failure …)
         self.pty_slave: int | None = None
+        self.resizes_via_anchor = False  # the slave is our controlling terminal (anchor/terminal.py)
+        self.resized_since_launch = False  # the engine resized it since srun read its size
         self.stderr_relay: asyncio.Future | None = None
         self.stderr_dest: int | None = None  # the container's stderr, ours until the verdict is told
         self.tasks_started = asyncio.Event()  # srun said the container's process runs on its node
         self.tasks_started_at = 0.0           # when (the loop's clock)
+        self.launched_at = 0.0                # when srun was spawned (the loop's clock)
         self.step_id: str | None = None       # the step srun said it launches (its --verbose line)
         self._resend_task: asyncio.Future | None = None
         self._step_wake: asyncio.Future | None = None  # stepwake: srun left waiting for its step
@@ -177,22 +181,6 @@ class Anchor(ControlServer, StepControl, NodeSide, Container):
         if self.has_hooks and not self.stage_in_entered:
             await self._stage_in()
         return True
-
-    def _setup_terminal(self) -> None:
-        """Early, as runc does: conmon waits for the master before create returns."""
-        from scrun.anchor.terminal import open_pty, send_master
-
-        assert self.req.console_socket is not None
-        master, slave, name = open_pty(self.req.console_size)
-        try:
-            send_master(self.req.console_socket, master, name)
-        finally:
-            os.close(master)  # the engine owns the master now
-        self.pty_slave = slave
-        self.log.debug("terminal %s sent to %s", name, self.req.console_socket)
-        # With a terminal the container's stdio is the pty, never create's: keeping create's
-        # stdout would hold containerd's shim, which reads it to EOF before it calls start.
-        self.close_stdio()
 
     async def _version_known(self) -> None:
         if self._version_task is not None:

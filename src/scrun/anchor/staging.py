@@ -59,15 +59,18 @@ class BuiltinStaging:
                 config = json.load(fh)
         except (OSError, ValueError) as exc:
             raise StagingError(f"staging: cannot read {config_file}: {exc}") from None
-        from scrun.core.mounts import NAMESPACE_LOCAL_ROOTFS_TYPES, filesystem_of, parse_mountinfo, read_mountinfo
+        from scrun.core.mounts import (NAMESPACE_LOCAL_ROOTFS_TYPES, filesystem_of, parse_mountinfo, read_mountinfo,
+                                       tmpfs_size_option)
 
         # An overlay is the engine's mount on this login node, wherever it lies (podman's own
         # namespace, or root podman's --uidmap view in $TMPDIR, which may be on a shared path):
         # a node sees the empty directory under it. Always copied.
-        in_namespace = filesystem_of(self.root_path, parse_mountinfo(read_mountinfo())) in NAMESPACE_LOCAL_ROOTFS_TYPES
+        mountinfo = read_mountinfo()
+        in_namespace = filesystem_of(self.root_path, parse_mountinfo(mountinfo)) in NAMESPACE_LOCAL_ROOTFS_TYPES
         plan = plan_staging(config=config, bundle=bundle, root_path=self.root_path, shared=self.shared,
                             stage_dir=self.stage_dir, user=self.user, container_id=container_id, is_dir=os.path.isdir,
-                            rootfs_in_namespace=in_namespace)
+                            rootfs_in_namespace=in_namespace,
+                            tmpfs_size=lambda path: tmpfs_size_option(path, mountinfo))
         self.place = os.path.join(self.stage_dir, self.user, container_id)
         if plan is None:
             log.debug("bundle %s and its rootfs are on shared paths (%s): they run in place", bundle,
@@ -218,23 +221,39 @@ def copy_tree(src: str, dst: str) -> int:
 
 
 def _copy_file(source: str, target: str, st: os.stat_result) -> int:
-    shutil.copyfile(source, target, follow_symlinks=False)
-    _keep_metadata(source, target, st)
+    """One regular file, its metadata set through its fd: no path is walked again, and no link
+    followed: a rootfs is tens of thousands of files, and opening them is what the copy costs."""
+    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            left = st.st_size
+            while left > 0:
+                sent = os.sendfile(dst, src, None, min(left, 1 << 30))
+                if not sent:
+                    break  # the file shrank under us: what was there is copied
+                left -= sent
+            _keep_metadata(src, dst, st)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
     return st.st_size
 
 
-def _keep_metadata(source: str, target: str, st: os.stat_result) -> None:
+def _keep_metadata(source: str | int, target: str | int, st: os.stat_result) -> None:
     """Owner, then mode (chown clears setuid bits), then extended attributes (chown clears a file's
-    capabilities), then times."""
-    os.lchown(target, st.st_uid, st.st_gid)
-    os.chmod(target, stat.S_IMODE(st.st_mode))
+    capabilities), then times. Of paths (never followed) or of fds."""
+    nofollow = {"follow_symlinks": False} if isinstance(target, str) else {}  # an fd is no link
+    os.chown(target, st.st_uid, st.st_gid, **nofollow)
+    os.chmod(target, stat.S_IMODE(st.st_mode))  # directories: there is no lchmod on Linux
     try:
-        names = os.listxattr(source, follow_symlinks=False)
+        names = os.listxattr(source, **nofollow)
     except OSError:
         names = []
     for name in names:
         try:
-            os.setxattr(target, name, os.getxattr(source, name, follow_symlinks=False), follow_symlinks=False)
+            os.setxattr(target, name, os.getxattr(source, name, **nofollow), **nofollow)
         except OSError:
             continue  # a namespace we may not write (trusted.*), or a filesystem without it
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), **nofollow)

@@ -28,8 +28,18 @@ from scrun.slurm.runner import run_async, spawn_async
 
 # After scancel, slurmd waits KillWait (≥5 s) before SIGKILL; give srun that and a margin.
 STEP_STOP_TIMEOUT = 20.0
-# "tasks started" comes when crun starts, not the container (StepControl._tasks_running): a settle.
+# "tasks started" comes when crun starts, not the container (StepControl._tasks_running): a settle,
+# at least RUNTIME_SETTLE, and longer on a node slow to launch: SETTLE_SHARE of the launch's own
+# time (srun spawned → tasks started), up to SETTLE_MAX. crun's set-up slows down with the launch
+# (CI, three clusters on two cores: a trap not yet set 0.1 s after "tasks started").
 RUNTIME_SETTLE = 0.1
+SETTLE_SHARE = 0.5
+SETTLE_MAX = 1.0
+
+
+def settle_after_start(launch: float) -> float:
+    """How long after "tasks started" a signal waits, for a launch that took `launch` seconds."""
+    return min(max(RUNTIME_SETTLE, SETTLE_SHARE * max(0.0, launch)), SETTLE_MAX)
 
 
 class StepControl:
@@ -41,6 +51,7 @@ class StepControl:
         if self.pty_slave is not None:
             from scrun.anchor.terminal import get_size
 
+            self.resized_since_launch = False  # srun reads the size as it is now
             rows, cols = get_size(self.pty_slave)
             size = (rows, cols) if rows and cols else None
         config = self._bundle_config()  # read once for both: start is on the engine's critical path
@@ -67,9 +78,10 @@ class StepControl:
             # srun's own messages go to the terminal too, after filtering (a fresh open file
             # description, so nothing we do to it affects srun's stdin/stdout).
             stderr_dest = os.open(os.ttyname(self.pty_slave), os.O_WRONLY | os.O_NOCTTY)
+            # Its own session either way: the anchor's resizes and hangups are not srun's.
             self.srun = await spawn_async(
                 argv, stdin=self.pty_slave, stdout=self.pty_slave, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                start_new_session=True, preexec_fn=become_controlling_terminal)
+                start_new_session=True, preexec_fn=None if self.resizes_via_anchor else become_controlling_terminal)
             os.close(self.pty_slave)  # srun holds it; the remote end closes when the step ends
             self.pty_slave = None
         else:
@@ -77,6 +89,7 @@ class StepControl:
             self.srun = await spawn_async(
                 argv, stdin=self.stdio[0], stdout=self.stdio[1], stderr=subprocess.PIPE, env=env, cwd=cwd)
         assert self.srun.stderr is not None
+        self.launched_at = asyncio.get_running_loop().time()
         self.step_id = None  # this srun's, once it says
         self.stderr_dest = stderr_dest
         self._step_wake = asyncio.ensure_future(wake_while_waiting(self.srun.pid, self.tasks_started, self.log))
@@ -116,8 +129,9 @@ class StepControl:
         self.log.debug("container steps %s found by %s", steps, "--container-id" if by_container_id else "step name")
         return steps
 
-    async def _signal_step(self, sig: int) -> None:
-        """Deliver `sig` to the container step; SIGKILL to the step only, never the whole job."""
+    async def _signal_step(self, sig: int, srun_fallback: bool = True) -> bool:
+        """Deliver `sig` to the container step; SIGKILL to the step only, never the whole job.
+        False: no step was found, and srun was not signalled in its place (`srun_fallback`)."""
         assert self.record.job_id is not None
         steps: list[str] = []
         for _ in range(50):
@@ -126,6 +140,8 @@ class StepControl:
                 break
             await asyncio.sleep(0.05)  # srun forked but the step is not registered yet
         if not steps:
+            if not srun_fallback:
+                return False
             if self.srun is not None and self.srun.returncode is None:
                 # No step registered yet: let srun deliver it. SIGKILL would kill srun alone and
                 # orphan a step that is still launching; SIGTERM makes srun cancel the step (srun
@@ -134,15 +150,19 @@ class StepControl:
                 self.log.debug("no step registered yet; sending %s to srun", signal_name(forward))
                 with contextlib.suppress(ProcessLookupError):
                     self.srun.send_signal(forward)
-            return
+            return True
         for step in steps:
             argv = slurm_argv.build_scancel_argv("scancel", self.record.job_id, step=step, signal=sig)
             await run_async(argv, env=self.slurm_env(), timeout=30, check=False)
+        return True
 
     def _tasks_have_started(self) -> None:
-        self.tasks_started_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self.tasks_started_at = loop.time()
         self.tasks_started.set()
         self.advance(Event.TASKS_STARTED)
+        if self.resizes_via_anchor:
+            self._resizes_may_pass(loop)
 
     async def _tasks_running(self, timeout: float) -> None:
         """Until srun says the container's process runs, srun has ended, or `timeout` passed.
@@ -153,7 +173,8 @@ class StepControl:
         CI). Hence a settle after it (0 lost in 24 on 22.05 with 0.1 s)."""
         await self._wait_tasks_started(timeout)
         if self.tasks_started.is_set():
-            settle = self.tasks_started_at + RUNTIME_SETTLE - asyncio.get_running_loop().time()
+            wait = settle_after_start(self.tasks_started_at - self.launched_at)
+            settle = self.tasks_started_at + wait - asyncio.get_running_loop().time()
             if settle > 0:
                 await asyncio.sleep(settle)
 

@@ -2,9 +2,14 @@
 
 conmon and containerd pass --console-socket PATH and wait for the master end of a pty on it
 (SCM_RIGHTS). We send it as runc does: the pts name as payload, the master fd as the right.
-srun gets the slave as stdin/stdout/stderr and controlling terminal, and runs with --pty, so
-the remote process sees a real terminal; resizes the engine makes on the master reach srun
-as SIGWINCH (it is the foreground process group of the slave) and srun forwards them.
+srun gets the slave as stdin/stdout/stderr and runs with --pty, so the remote process sees a
+real terminal. srun learns of a resize by SIGWINCH and sends the new size to the node, but only
+once the node has connected to its pty port: a SIGWINCH before that interrupts the accept() and
+ends srun's pty thread for good (srun_pty.c: "pty: accept failure"), and no resize ever reaches
+the container. podman resizes the console while start runs, so that window is real (seen in CI:
+a shell whose terminal stayed 0x0). Hence the anchor, a session leader, takes the slave as its
+own controlling terminal: the kernel signals the anchor, which hands each resize to srun once
+the step's tasks have started (anchor/step.py). Where the anchor cannot, srun takes it as before.
 """
 from __future__ import annotations
 
@@ -49,6 +54,16 @@ def send_master(console_socket: str, master: int, name: str) -> None:
         raise InvalidInputError(f"--console-socket {console_socket}: cannot send the terminal: {exc.strerror or exc}") from None
     finally:
         sock.close()
+
+
+def take_as_controlling_terminal(fd: int) -> bool:
+    """Make `fd` the caller's controlling terminal; False where it cannot be (not a session
+    leader, or it already has one)."""
+    try:
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+    except OSError:
+        return False
+    return True
 
 
 def become_controlling_terminal() -> None:

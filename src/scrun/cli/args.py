@@ -20,12 +20,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_table():
-    from scrun.cli import cache, create, delete, doctor, features, kill, start, state
+    from scrun.cli import cache, create, delete, doctor, features, kill, pause, start, state
     from scrun.cli import exec as exec_verb
     from scrun.cli import list as list_verb
 
-    return {"create": create, "start": start, "state": state, "kill": kill, "delete": delete, "exec": exec_verb,
-            "list": list_verb, "doctor": doctor, "features": features, "cache": cache}
+    return {"create": create, "start": start, "state": state, "kill": kill, "delete": delete, "pause": pause,
+            "resume": pause, "exec": exec_verb, "list": list_verb, "doctor": doctor, "features": features, "cache": cache}
 
 
 def _bool_text(value: str) -> bool:
@@ -40,7 +40,7 @@ def _bool_text(value: str) -> bool:
 def build_parser() -> _Parser:
     parser = _Parser(prog="scrun", add_help=False,
                      description="OCI runtime that runs each container as a Slurm job.",
-                     usage="scrun [global options] {create,start,state,kill,delete,exec,list,doctor,features,cache} [options] <container-id>")
+                     usage="scrun [global options] {create,start,state,kill,delete,pause,resume,exec,list,doctor,features,cache} [options] <container-id>")
     g = parser.add_argument_group("global options")
     g.add_argument("-h", "--help", "--usage", action="store_true", dest="help", help="show this help and exit")
     g.add_argument("-V", "--version", action="store_true", help="print the version and exit")

@@ -150,6 +150,7 @@ def run(settings, args) -> int:
 
 
 def _create(settings, args, anchor: PrestartedAnchor) -> int:
+    from scrun.anchor.netnsholder import holder_pid_if_needed
     from scrun.anchor.request import AnchorRequest
     from scrun.cli.pidfile import write_pid_file
     from scrun.config.defaults import site_lua_script
@@ -215,6 +216,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         status=Status.CREATING, created=_now(), owner=owner, uid=settings.identity.real_uid, annotations=cfg.annotations,
         own_allocation=existing_job is None, slurm_conf=settings.slurm_conf)
     try:
+        record.container_pid = holder_pid_if_needed(cfg.linux, anchor.child.pid, settings.root, container_id)
         save_record(settings.root, record)
         AnchorRequest(
             root=settings.root, id=container_id, bundle=cfg.bundle, config_file=cfg.config_file, args=cfg.args,
@@ -234,7 +236,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:
-            write_pid_file(pid_file, created_pid)
+            write_pid_file(pid_file, record.container_pid or created_pid)
     except BaseException:
         _undo(settings, container_id, anchor.child if anchor.handed_over else None)
         raise

@@ -184,6 +184,9 @@ def _relay(argv: list[str], env: dict[str, str], terminal: int | None) -> int:
     code = exit_code_from_returncode(proc.wait())
     if terminal is not None:
         os.close(terminal)
-    if code == 255:  # the node runtime could not start the process: crun run's codes
+    # The node runtime could not start the process: crun run's codes. crun up to 1.21 exits 255
+    # then; 1.28 exits 1, which a process may too: only crun's own words count for that.
+    last = (tail.rstrip().splitlines() or [b""])[-1]
+    if code == 255 or (code == 1 and last.startswith(b"executable file `") and b"` not found" in last):
         code = next((c for text, c in _CANNOT_RUN if text in tail), code)
     return code

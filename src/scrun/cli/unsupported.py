@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from scrun.errors import ScrunError
 
-USAGE = "<pause|resume|ps|update|run|checkpoint|restore|events|spec> …"
+USAGE = "<ps|update|run|checkpoint|restore|events|spec> …"
 
 REASONS = {
-    "pause": "Slurm can suspend whole jobs only: `scontrol suspend <job>` (root)",
-    "resume": "Slurm can resume whole jobs only: `scontrol resume <job>` (root)",
     "ps": "the processes run on a compute node: `squeue --steps --jobs <job>` or `sstat`",
     "update": "resources are the job's: change them with `scontrol update job=<job> …`",
     "run": "use create then start (what podman and docker do)",

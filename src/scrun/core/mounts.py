@@ -42,9 +42,8 @@ class Mount(namedtuple("Mount", "device root point fstype")):
     __slots__ = ()
 
 
-def parse_mountinfo(text: str) -> list[Mount]:
-    """The mounts of /proc/self/mountinfo, in its order (parents before children)."""
-    mounts = []
+def _mountinfo_lines(text: str):
+    """(fields, index of the "-" separator) of each well-formed line of /proc/self/mountinfo."""
     for line in text.splitlines():
         fields = line.split(" ")
         if "-" not in fields:
@@ -52,8 +51,26 @@ def parse_mountinfo(text: str) -> list[Mount]:
         sep = fields.index("-")
         if len(fields) <= sep + 1 or sep < 5:
             continue
-        mounts.append(Mount(fields[2], _unescape(fields[3]), _unescape(fields[4]), fields[sep + 1]))
-    return mounts
+        yield fields, sep
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The mounts of /proc/self/mountinfo, in its order (parents before children)."""
+    return [Mount(fields[2], _unescape(fields[3]), _unescape(fields[4]), fields[sep + 1])
+            for fields, sep in _mountinfo_lines(text)]
+
+
+def tmpfs_size_option(path: str, mountinfo: str) -> str | None:
+    """`size=…` of the tmpfs mounted at exactly `path` (the topmost), None when there is none or it
+    has no size: podman's --shm-size is the size of the userdata/shm tmpfs it binds at /dev/shm."""
+    found: str | None = None
+    path = os.path.normpath(path)
+    for fields, sep in _mountinfo_lines(mountinfo):
+        if os.path.normpath(_unescape(fields[4])) != path:
+            continue
+        options = fields[sep + 3] if fields[sep + 1] == "tmpfs" and len(fields) > sep + 3 else ""
+        found = next((opt for opt in options.split(",") if opt.startswith("size=")), None)
+    return found
 
 
 def mount_of(path: str, mounts: list[Mount]) -> Mount | None:

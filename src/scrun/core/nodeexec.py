@@ -46,8 +46,13 @@ def process_from_spec(doc: Any, source: str) -> ExecProcess:
 
 
 def runtime_exec_flags(process: ExecProcess) -> list[str]:
-    """crun/runc `exec` options for the process (everything but the command)."""
-    flags = ["--tty"] if process.terminal else []
+    """crun/runc `exec` options for the process (everything but the command).
+
+    Never --tty: a terminal process runs in an `srun --pty` step, whose pty on the node is
+    already the process's terminal (sized and resized by srun). crun's own --tty without a
+    console socket made a second pty and, when the process exited, wrote what was still in it
+    through crun's error log (red, timestamped) instead of to stdout."""
+    flags: list[str] = []
     if process.cwd:
         flags.append(f"--cwd={process.cwd}")
     flags += [f"--env={item}" for item in process.env]

@@ -152,6 +152,15 @@ def namespace_paths(linux: Mapping[str, Any]) -> list[str]:
     return [ns["path"] for ns in namespaces if isinstance(ns, dict) and isinstance(ns.get("path"), str) and ns["path"]]
 
 
+def asks_new_network_namespace(linux: Mapping[str, Any]) -> bool:
+    """config.json wants the runtime to make a network namespace (no path to join): docker 28
+    then enters the one of the pid create reports (anchor/netnsholder.py)."""
+    namespaces = linux.get("namespaces") if isinstance(linux, Mapping) else None
+    if not isinstance(namespaces, list):
+        return False
+    return any(isinstance(ns, Mapping) and ns.get("type") == "network" and not ns.get("path") for ns in namespaces)
+
+
 def host_id_of_root(mappings: Sequence[Mapping[str, Any]] | None) -> int | None:
     """The host id that the container's id 0 maps to; None without such a mapping."""
     for m in mappings or ():

@@ -27,7 +27,8 @@ class StagePlan(namedtuple("StagePlan", "dest rootfs config_file files tmpfs", d
     """dest: the copy's bundle directory; rootfs: the rootfs to copy there (None: it is shared
     and stays); config_file: where the rewritten config.json goes; files: ((index, source), …)
     bind-mount sources (regular files) to copy, by their index in config.json's mounts; tmpfs:
-    indexes of binds that become a fresh tmpfs on the node (FRESH_TMPFS)."""
+    ((index, size option or None), …) of binds that become a fresh tmpfs on the node
+    (FRESH_TMPFS), with the size of the engine's own tmpfs where it has one (--shm-size)."""
 
     __slots__ = ()
 
@@ -49,14 +50,16 @@ def _bind_sources(config: dict) -> list[tuple[int, str]]:
 
 
 def plan_staging(*, config: dict, bundle: str, root_path: str, shared: tuple[str, ...], stage_dir: str, user: str,
-                 container_id: str, is_dir, rootfs_in_namespace: bool = False) -> StagePlan | None:
+                 container_id: str, is_dir, rootfs_in_namespace: bool = False,
+                 tmpfs_size=lambda path: None) -> StagePlan | None:
     """What must be copied for the nodes to see this container; None when everything is shared.
 
     `is_dir(path)`: whether a bind source is a directory (a volume: copying it would lose what the
     container writes, so a login-local one is refused with the fix). `rootfs_in_namespace`: the
     rootfs is an engine's overlay mount on the login node (rootless podman's, in its own mount
     namespace; root podman's --uidmap view in $TMPDIR): a node sees only the directory under it,
-    wherever it lies (under a shared /home or /scratch too)."""
+    wherever it lies (under a shared /home or /scratch too). `tmpfs_size(path)`: the `size=`
+    option of the tmpfs mounted at a bind source, if any (core.mounts.tmpfs_size_option)."""
     rootfs_local = rootfs_in_namespace or not under(root_path, shared)
     files, tmpfs = [], []
     mounts = config.get("mounts") or []
@@ -64,7 +67,7 @@ def plan_staging(*, config: dict, bundle: str, root_path: str, shared: tuple[str
         if under(source, shared) or under(source, SYSTEM_PREFIXES):
             continue
         if is_dir(source) and mounts[index].get("destination") in FRESH_TMPFS:
-            tmpfs.append(index)
+            tmpfs.append((index, tmpfs_size(source)))
             continue
         if is_dir(source):
             raise InvalidInputError(f"bind mount {source} (mounts[{index}]) is on the login node only: compute nodes "
@@ -92,9 +95,12 @@ def staged_config(config: dict, plan: StagePlan) -> dict:
         mounts = [dict(m) if isinstance(m, dict) else m for m in config.get("mounts") or []]
         for index, source in plan.files:
             mounts[index]["source"] = staged_file(plan, index, source)
-        for index in plan.tmpfs:
+        for index, size in plan.tmpfs:
+            options = FRESH_TMPFS[mounts[index]["destination"]]
+            if size:
+                options = [opt for opt in options if not opt.startswith("size=")] + [size]
             mounts[index] = {"destination": mounts[index]["destination"], "type": "tmpfs", "source": "tmpfs",
-                             "options": list(FRESH_TMPFS[mounts[index]["destination"]])}
+                             "options": list(options)}
         out["mounts"] = mounts
     return out
 

@@ -11,8 +11,9 @@ class Status:
     CREATING = "creating"
     CREATED = "created"
     RUNNING = "running"
+    PAUSED = "paused"
     STOPPED = "stopped"
-    ALL = (CREATING, CREATED, RUNNING, STOPPED)
+    ALL = (CREATING, CREATED, RUNNING, PAUSED, STOPPED)
 
 
 def can_start(status: str) -> bool:
@@ -21,9 +22,17 @@ def can_start(status: str) -> bool:
 
 def can_kill(status: str) -> bool:
     # A pending job (creating) can be cancelled: upstream scrun cannot, we can.
-    return status in (Status.CREATING, Status.CREATED, Status.RUNNING)
+    return status in (Status.CREATING, Status.CREATED, Status.RUNNING, Status.PAUSED)
+
+
+def can_pause(status: str) -> bool:
+    return status == Status.RUNNING
+
+
+def can_resume(status: str) -> bool:
+    return status == Status.PAUSED
 
 
 def can_delete(status: str) -> bool:
-    """Without --force: runc deletes created and stopped containers, refuses running ones."""
+    """Without --force: runc deletes created and stopped containers, refuses running and paused ones."""
     return status in (Status.CREATED, Status.STOPPED)

@@ -5,11 +5,15 @@ slurmstepd how steps were cancelled. crun prints nothing of the kind, and the ex
 already says it, so those exact lines are removed. Real srun errors still pass.
 Streaming: a partial line is held back only while it could still become such a line.
 
-The container's srun runs with --verbose, for one line: "Node n1, 1 tasks started" (22.05:
-"launch/slurm: _task_start: Node …"), the moment the container's process runs on its node,
-which the anchor waits for before it signals the step (a signal sent while the step is still
-launching is lost, or kills the process before its handlers are set). In that mode srun's
-other informational lines go too; its errors, warnings and fatal lines still pass.
+The container's srun runs with --verbose, for two lines: "launching StepId=J.S on host …" (the
+step the anchor signals) and "Node n1, 1 tasks started" (22.05: "launch/slurm: _task_start: Node
+…"), the moment the container's process runs on its node, which the anchor waits for before it
+signals the step (a signal sent while the step is still launching is lost, or kills the process
+before its handlers are set). Every informational line srun writes before "launching" goes (its
+options, the allocation): no task exists yet, so none of those lines can be the container's.
+After it, only the lines srun -v writes while tasks run go (tasks started, a plugin loaded,
+task exit notifications, "First task exited"): a container's own line that starts with "srun: "
+arrives, as under crun. srun's errors, warnings and fatal lines always pass.
 """
 from __future__ import annotations
 
@@ -29,6 +33,10 @@ TASKS_STARTED = re.compile(rb"^srun: (?:launch/slurm: _task_start: )?Node \S+, \
 # by its id, with no slurmctld round trip to find it (which can come back empty under load).
 STEP_LAUNCHING = re.compile(rb"^srun: launching StepId=\d+\.(\d+) on host ")
 _KEPT_IN_VERBOSE = (b"srun: error: ", b"srun: fatal: ", b"srun: warning: ")
+# What srun -v writes once the step is launching (its sources, 22.05 to 26.05): a plugin loaded
+# late ("route/default: init: route default plugin loaded", 24.11's topology/default), and with
+# several tasks "First task exited. Terminating job in 10s".
+WHILE_RUNNING = re.compile(rb"^srun: (?:[\w-]+/[\w-]+: init: .*|First task exited\. Terminating job in \d+s)\r?\n$")
 # What `srun --verbose` says as the step ends (22.05 through its launch plugin, 24.11 bare): the
 # lines that follow the container's last bytes, and so are glued to them when those did not end
 # with a newline.
@@ -38,8 +46,11 @@ VERBOSE_END = re.compile(
 # slurmstepd's word that the kernel's OOM killer ended processes of the step (22.05: "oom-kill
 # event(s)", later "oom_kill event"): the line is the user's to see, as it is; the anchor names it.
 OUT_OF_MEMORY = re.compile(rb"(?m)^slurmstepd(?:-\S+)?: error: Detected \d+ oom[-_]kill event")
-# slurmstepd's word that the step was cancelled (scancel of the step or the job, time limit).
-STEP_CANCELLED = re.compile(rb"^slurmstepd(?:-\S+)?: error: \*\*\* STEP \S+ ON \S+ CANCELLED AT ")
+# The word that the step was cancelled (scancel of the step or the job, time limit): slurmstepd's
+# line, which only a started task gets, or srun's own, which comes also when the step is cancelled
+# while its tasks still launch (26.05's srun then exits 0, and slurmstepd says nothing).
+STEP_CANCELLED = re.compile(rb"^(?:slurmstepd(?:-\S+)?: error: \*\*\* STEP \S+ ON \S+ CANCELLED AT "
+                            rb"|srun: Job step aborted: )")
 
 
 # srun's and slurmstepd's lines are a few hundred bytes: a partial line longer than this is the
@@ -58,7 +69,7 @@ class StderrFilter:
     def __init__(self, srun_verbose: bool = False) -> None:
         self._held = b""        # start of a line that may still turn into noise
         self._mid_line = False  # inside a line already forwarded: pass through to its newline
-        self.step_cancelled = False  # slurmstepd said the step was cancelled
+        self.step_cancelled = False  # slurmstepd or srun said the step was cancelled
         self.srun_verbose = srun_verbose  # srun ran with --verbose: its info lines are noise too
         self.tasks_started = False  # srun said the step's tasks run (only with --verbose)
         self.step_id: str | None = None  # the step srun said it launches (only with --verbose)
@@ -68,11 +79,16 @@ class StderrFilter:
             self.step_cancelled = self.step_cancelled or bool(STEP_CANCELLED.match(line))
             return True
         if self.srun_verbose and line.startswith(b"srun: ") and not line.startswith(_KEPT_IN_VERBOSE):
-            self.tasks_started = self.tasks_started or bool(TASKS_STARTED.match(line))
             launching = STEP_LAUNCHING.match(line)
-            if launching and self.step_id is None:
-                self.step_id = launching.group(1).decode()
-            return True
+            if launching:  # one per node of the step: the first names it
+                self.step_id = self.step_id or launching.group(1).decode()
+                return True
+            if TASKS_STARTED.match(line):
+                self.tasks_started = True
+                return True
+            if self.step_id is None and not self.tasks_started:
+                return True  # srun's options and allocation: no task runs yet
+            return bool(WHILE_RUNNING.match(line) or VERBOSE_END.match(line))
         return False
 
     def _glued(self, line: bytes) -> int:

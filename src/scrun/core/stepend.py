@@ -81,7 +81,8 @@ def decide(end: StepEnd) -> Verdict:
         # whether srun or salloc (whose stop then carries srun's code) told us first.
         code, reason, error = KILLED, f"job {end.job_id} {end.node_failure}", True
     if code == 0 and end.step_cancelled and end.srun_ended and end.stop_code is None:
-        # 24.11's srun exits 0 when the step alone is cancelled: the container did not finish.
+        # srun exits 0 when the step alone is cancelled (24.11; 26.05 while its tasks launch): the
+        # container did not finish.
         code, reason, error = KILLED, f"step of job {end.job_id} was cancelled outside scrun", True
     if end.stop_code is not None and not end.srun_ended:
         code = end.stop_code

@@ -157,7 +157,7 @@ def state_document(doc: dict[str, object], status: str) -> dict[str, object]:
         "ociVersion": doc["oci_version"],
         "id": doc["id"],
         "status": status,
-        "pid": doc.get("anchor_pid", 0) if status != "stopped" else 0,
+        "pid": (doc.get("container_pid") or doc.get("anchor_pid", 0)) if status != "stopped" else 0,
         "bundle": doc["bundle"],
         "annotations": {**doc.get("annotations", {}), **job_annotations(doc)},
         "created": doc.get("created", ""),

@@ -31,6 +31,8 @@ _DEFAULTS: dict[str, Any] = {
     "annotations": None,          # → {} (config.json's annotations)
     "anchor_pid": 0,
     "anchor_starttime": 0,        # /proc/<pid>/stat field 22, guards against pid reuse
+    # The pid create reported when it is not the anchor's (anchor/netnsholder.py): state shows it.
+    "container_pid": 0,
     "job_id": None,
     "own_allocation": True,       # False when running inside an existing job (SLURM_JOB_ID)
     "exit_code": None,

@@ -1,0 +1,104 @@
+"""podman's and docker's `run` flags that reach the node's runtime through config.json: what the
+container sees with scrun is what it sees with the engine's usual runtime on this host (crun for
+podman, runc for docker: the control), flag by flag.
+
+The flags that become the job's request (--cpus, --memory, …) are in test_podman.py and
+test_docker.py; this is the other half of the README's flag table.
+"""
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import IMAGE, require, wait_for
+
+pytestmark = pytest.mark.e2e
+
+# (flags, what the container prints): each row is one flag of the README's table.
+FLAGS = {
+    "user": (["--user", "1000:1000"], "id -u; id -g"),
+    "workdir": (["--workdir", "/tmp"], "pwd"),
+    "env": (["--env", "GREETING=hello there"], "echo \"$GREETING\""),
+    "hostname": (["--hostname", "box-1"], "hostname"),
+    "read-only": (["--read-only"], "touch /probe 2>/dev/null; echo rc=$?"),
+    "tmpfs": (["--tmpfs", "/fast:size=8m"], "grep ' /fast ' /proc/mounts | cut -d' ' -f3"),
+    "shm-size": (["--shm-size", "16m"], "df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2"),
+    # Both: podman 4.3 given one --ulimit takes the others from its own hard limits, which crun
+    # may not raise to here (the control fails with setrlimit EPERM).
+    "ulimit": (["--ulimit", "nofile=512:512", "--ulimit", "nproc=4096:4096"], "ulimit -n; ulimit -u"),
+    "cap-drop": (["--cap-drop", "ALL"], "grep CapEff /proc/self/status"),
+    "cap-add": (["--cap-add", "SYS_PTRACE"], "grep CapEff /proc/self/status"),
+    "no-new-privileges": (["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status"),
+    "entrypoint": (["--entrypoint", "/bin/echo"], None),
+    # podman only: docker's control, runc 1.1 on Debian 12, cannot apply every capability in
+    # this sandbox ("unable to apply caps"), so there is nothing to compare with there.
+    "privileged": (["--privileged"], "grep CapEff /proc/self/status", ("podman",)),
+}
+
+
+DOCKER = "/usr/bin/docker" if shutil.which("/usr/bin/docker") else "docker"
+CONTROL = {"podman": "crun", "docker": "runc"}
+
+
+def binary(engine: str) -> str:
+    return "podman" if engine == "podman" else DOCKER
+
+
+def run_argv(engine: str, runtime: str) -> list[str]:
+    """`<engine> run` with `runtime` (podman takes --runtime before the verb, docker after)."""
+    if engine == "podman":
+        return ["podman", "--runtime", runtime, "run", "--network", "none"]
+    return [DOCKER, "run", "--runtime", runtime, "--network", "none"]
+
+
+def run(engine: str, runtime: str, flags: list[str], script: str | None) -> subprocess.CompletedProcess:
+    command = ["entry-ok"] if script is None else ["sh", "-c", script]
+    return subprocess.run([*run_argv(engine, runtime), "--rm", *flags, IMAGE, *command],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def engine_ready(engine: str) -> None:
+    if engine == "docker":
+        ok = shutil.which(DOCKER) is not None and subprocess.run([DOCKER, "image", "inspect", IMAGE],
+                                                                 capture_output=True).returncode == 0
+        require(ok, f"dockerd is not running or has no {IMAGE} (tools/devcluster.py up)")
+
+
+CASES = [(engine, flag) for engine in CONTROL for flag, (_, _, *only) in FLAGS.items() if not only or engine in only[0]]
+
+
+@pytest.mark.parametrize("engine,flag", CASES)
+def test_the_container_sees_the_flag_as_with_the_usual_runtime(podman_ready, engine, flag):
+    engine_ready(engine)
+    flags, script, *_ = FLAGS[flag]
+    control = run(engine, CONTROL[engine], flags, script)
+    assert control.returncode == 0, f"the control ({CONTROL[engine]}) failed: {control.stderr}"
+    ours = run(engine, "scrun", flags, script)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == control.stdout and ours.stdout.strip(), (ours.stdout, control.stdout)
+
+
+@pytest.mark.parametrize("engine", list(CONTROL))
+def test_stop_signal_reaches_the_container_as_with_the_usual_runtime(podman_ready, engine):
+    """--stop-signal: the engine's `stop` sends it through the runtime's kill; the trap answers."""
+    engine_ready(engine)
+    cli = binary(engine)
+    seen = {}
+    for runtime in (CONTROL[engine], "scrun"):
+        name = f"stop-{uuid.uuid4().hex[:8]}"
+        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, "--stop-signal", "SIGUSR1", IMAGE, "sh", "-c",
+                        "trap 'echo got-usr1; exit 7' USR1; echo up; while :; do sleep 0.1; done"],
+                       capture_output=True, check=True, timeout=120)
+        try:
+            wait_for(lambda name=name: b"up" in subprocess.run([cli, "logs", name], capture_output=True).stdout, 30,
+                     f"{name} to set its trap")
+            subprocess.run([cli, "stop", "-t", "20", name], capture_output=True, check=True, timeout=60)
+            code = subprocess.run([cli, "inspect", name, "--format", "{{.State.ExitCode}}"], capture_output=True,
+                                  text=True).stdout.strip()
+            logs = subprocess.run([cli, "logs", name], capture_output=True, text=True).stdout
+            seen[runtime] = (code, "got-usr1" in logs)
+        finally:
+            subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
+    assert seen[CONTROL[engine]] == ("7", True), seen
+    assert seen["scrun"] == seen[CONTROL[engine]], seen
