@@ -61,14 +61,29 @@ def requirements() -> list[str]:
     return [*project["dependencies"], *(r for r in test if not r.startswith("ruff"))]
 
 
+# A user's kernel key quota (default 200 keys, 20000 bytes) is the whole machine's here: crun
+# makes a session keyring per container, and every node of every lane shares this one kernel, so
+# ~150 containers of one user failed with "create keyring …: Disk quota exceeded" (bench/scale.py).
+# A real node has its own kernel and a share of the containers.
+KEY_QUOTAS = {"/proc/sys/kernel/keys/maxkeys": 20000, "/proc/sys/kernel/keys/maxbytes": 2000000}
+
+
+def raise_key_quotas() -> None:
+    for path, wanted in KEY_QUOTAS.items():
+        with open(path, "r+") as fh:
+            if int(fh.read()) < wanted:
+                fh.seek(0)
+                fh.write(str(wanted))
+
+
 def up(spec: LaneSpec, opts: UpOptions) -> Target:
     t0 = time.monotonic()
+    raise_key_quotas()
     if is_native(spec):
         cgroups.fix_hybrid_cgroups()
         t: Target = Host(spec.name)
         in_namespace = False
     else:
-        packages.ensure_host_packages(packages.HOST_EXTRA)
         lane = NamespaceLane(spec)
         lane.ensure_rootfs(packages.lane_packages(spec.suite) + packages.ROOTFS_EXTRA)
         t = lane.start(str(REPO.parent), cgroups.lane_cgroup_source())

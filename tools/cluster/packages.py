@@ -15,7 +15,10 @@ LANE_PACKAGES = [
 # Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io),
 # or that only a release's lane uses: lua-json is the `json` module the man page's scrun.lua
 # requires, for upstream's C scrun (Lua 5.1) that trixie's slurm-client ships (bench/run.py).
-SUITE_EXTRA = {"trixie": ["docker-cli", "lua-json"]}
+SUITE_EXTRA = {"trixie": ["docker-cli", "lua-json"], "sid": ["docker-cli", "lua-json"]}
+# unstable's Release carries a Valid-Until a week ahead; a mirror that is a snapshot (as here)
+# goes past it, and apt then refuses the whole suite. Checked for unstable only.
+SUITE_APT_OPTIONS = {"sid": ['Acquire::Check-Valid-Until "false"']}
 
 
 def lane_packages(suite: str) -> list[str]:
@@ -25,10 +28,10 @@ def lane_packages(suite: str) -> list[str]:
 
 # A namespace lane's rootfs also needs an init, and what podman 5 takes as recommended.
 ROOTFS_EXTRA = ["python3", "catatonit", "netavark", "passt", "iptables", "ca-certificates"]
-# Building another Debian's rootfs on the host.
-HOST_EXTRA = ["mmdebstrap"]
-# Building the OCI validation suite (tools/conformance.py) on the host; lanes reuse the build.
-HOST_TOOLS = ["golang-go", "make"]
+# On the host for every lane, the native one too: mmdebstrap builds the test images
+# (cluster/images.py) and the other Debians' rootfs; golang-go and make build the OCI
+# validation suite (tools/conformance.py), which lanes reuse.
+HOST_TOOLS = ["mmdebstrap", "golang-go", "make"]
 
 
 def missing(packages: list[str]) -> list[str]:
