@@ -158,8 +158,10 @@ def _in_node(node: str, script: str, *args: str) -> None:
 def hide_oci_conf(node: str) -> None:
     """The node's /etc/slurm becomes a copy without oci.conf: its slurmstepd then ignores
     --container and runs a step's command on the node itself (a misconfigured node)."""
-    _in_node(node, 'd=/run/etc-slurm-no-oci; mkdir -p "$d" && cp -a /etc/slurm/. "$d" && rm -f "$d/oci.conf" '
-             '&& mount --bind "$d" /etc/slurm')
+    # cp -R, not -a: preserving permissions (ACLs) onto the node's tmpfs /run failed once in
+    # CI's 26.05 lane ("cp: preserving permissions … "); a root-owned 644/755 copy is all Slurm reads.
+    _in_node(node, 'd=/run/etc-slurm-no-oci; rm -rf "$d" && mkdir -p "$d" && cp -R /etc/slurm/. "$d" '
+             '&& rm -f "$d/oci.conf" && mount --bind "$d" /etc/slurm')
 
 
 def restore_oci_conf(node: str) -> None:
