@@ -380,8 +380,10 @@ def test_list_shows_each_container_with_its_job(slurm_cluster, scrun, make_bundl
     assert listed[0]["job"] == scrun.record(cid)["job_id"] and listed[0]["pid"] == scrun.record(cid)["anchor_pid"]
     table = scrun("list").stdout.splitlines()
     assert listed[0]["job_state"] == "RUNNING"  # the allocation is held while the container is created
-    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE", "NODES", "REASON"]
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "IMAGE", "JOB", "JOB-STATE",
+                                "NODES", "REASON"]
     assert table[1].split()[0] == cid and table[1].split()[2] == "created"
+    assert listed[0]["image"] == "" and table[1].split()[6] == "-"  # a bare bundle: no engine to ask
     assert table[1].split()[-3:] == [str(listed[0]["job"]), "RUNNING", listed[0]["nodes"]]
     assert listed[0]["nodes"] == scrun.record(cid)["nodes"] != "" and listed[0]["reason"] == ""
     assert scrun("list", "-q").stdout == f"{cid}\n"

@@ -51,6 +51,9 @@ class Container:
         self.lua_idle.set()
         self.phase = Phase.CREATING  # core/phase.py: the one table of the anchor's life
         self.lua_cache: Any = None  # anchor.cachedroot.CachedRoot, once scrun.lua calls slurm.cache_image
+        from scrun.anchor.provenance import describe_container
+
+        self.record.image = describe_container(request.provenance_source, request.id)[1]  # saved with the job id
 
     def _base_env(self) -> dict[str, str]:
         return holder.base_env(self.req)

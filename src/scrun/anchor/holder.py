@@ -46,7 +46,9 @@ def state_place(root: str) -> str:
 
 def holder_argv(req: AnchorRequest) -> list[str]:
     salloc = os.path.join(os.path.dirname(req.srun_path), "salloc") if os.path.isabs(req.srun_path) else "salloc"
-    comment = slurm_argv.job_comment(req.id, state_place(req.root))
+    from scrun.anchor.provenance import describe_container
+
+    comment = slurm_argv.job_comment(req.id, state_place(req.root), describe_container(req.provenance_source, req.id)[0])
     return slurm_argv.build_salloc_argv(salloc, req.job_args, req.job_name, comment)
 
 

@@ -26,10 +26,11 @@ _FIELDS = (
     "node_guard",          # the step gets core.nodeguard's prolog (not with oci.conf's IgnoreFileConfigJson)
     "image_cache",         # scrun.conf ImageCache: images staged once per user (store.imagecache)
     "image_cache_size",    # scrun.conf ImageCacheSize: bytes of a user's entries kept (None: no bound)
+    "provenance_source",   # (engine, its record of the container): core.provenance.record_source
 )
 
 
-class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None, None))):
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None, None, None))):
     """Everything create decided, for the anchor (request.json in the container's directory)."""
 
     __slots__ = ()
@@ -42,7 +43,7 @@ class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, 
     def load(cls, root: str, container_id: str) -> AnchorRequest:
         with open(os.path.join(container_dir(root, container_id), READY_NAME), encoding="utf-8") as fh:
             doc = json.load(fh)
-        for key in ("args", "job_args", "step_args", "srun_args", "shared_paths"):
+        for key in ("args", "job_args", "step_args", "srun_args", "shared_paths", "provenance_source"):
             doc[key] = tuple(doc.get(key) or ())
         if doc.get("console_size") is not None:
             doc["console_size"] = tuple(doc["console_size"])

@@ -157,6 +157,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config, load_site_staging
     from scrun.core.bundle import load_bundle_config
     from scrun.core.options import build_job_options, merge_option_env
+    from scrun.core.provenance import record_source
     from scrun.log import get_logger
     from scrun.store.records import ContainerRecord, make_container_dir, save_record
 
@@ -233,6 +234,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             stage_dir=None if lua_script else staging.stage_dir, shared_paths=staging.shared_paths,
             node_guard=staging.node_guard and not oci.ignore_file_config_json,
             image_cache=staging.image_cache, image_cache_size=staging.image_cache_size,
+            provenance_source=record_source(cfg.bundle, container_id, cfg.binds),
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:

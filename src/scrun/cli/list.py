@@ -54,6 +54,7 @@ def rows(settings) -> list[dict[str, object]]:
         state = state_document(doc, live_status(doc))
         job = doc.get("job_id")
         info = slurm.get(job) if isinstance(job, int) else None
+        state["image"] = doc.get("image", "")
         state["job"] = job
         state["job_state"] = info.state if info else doc.get("job_state", "")
         state["nodes"] = info.nodes if info else doc.get("nodes", "")
@@ -70,18 +71,19 @@ def orphan_rows(settings) -> list[dict[str, object]]:
     for cid, jobs in sorted(orphan_jobs(settings).items()):
         job, info = jobs[0]
         out.append({"ociVersion": "", "id": cid, "pid": 0, "status": "orphaned", "bundle": "", "created": "",
-                    "owner": "", "job": job, "job_state": info.state, "nodes": info.nodes,
+                    "owner": "", "image": "", "job": job, "job_state": info.state, "nodes": info.nodes,
                     "reason": "no state on this login node: scrun delete cancels its job"})
     return out
 
 
-COLUMNS = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "JOB", "JOB-STATE", "NODES", "REASON")
+COLUMNS = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "IMAGE", "JOB", "JOB-STATE", "NODES", "REASON")
 
 
 def table(states: list[dict[str, object]]) -> str:
-    """runc's columns, then the job's: id, state, nodes, why it pends."""
+    """runc's columns, the image (- when the engine's records did not say), then the job's:
+    id, state, nodes, why it pends."""
     lines = [COLUMNS] + [(str(s["id"]), str(s["pid"]), str(s["status"]), str(s["bundle"]), str(s["created"]),
-                          str(s["owner"]), "" if s["job"] is None else str(s["job"]), str(s["job_state"]),
+                          str(s["owner"]), str(s["image"] or "-"), "" if s["job"] is None else str(s["job"]), str(s["job_state"]),
                           str(s["nodes"]), str(s["reason"]))
                          for s in states]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]

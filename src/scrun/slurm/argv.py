@@ -22,8 +22,9 @@ CONTAINER_ID_MIN_VERSION = (23, 2)
 JOB_COMMENT_PREFIX = "scrun:"
 
 
-def job_comment(container_id: str, where: str) -> str:
-    return f"{JOB_COMMENT_PREFIX}{container_id} {where}"
+def job_comment(container_id: str, where: str, provenance: str = "") -> str:
+    """`scrun:<id> <host>:<root>`, then `; <provenance>` (core.provenance.describe): what ran."""
+    return f"{JOB_COMMENT_PREFIX}{container_id} {where}" + (f"; {provenance}" if provenance else "")
 
 
 def build_salloc_argv(salloc: str, job_args: Sequence[str], job_name: str, comment: str | None = None) -> list[str]:

@@ -126,7 +126,8 @@ def parse_own_jobs(text: str, comment_prefix: str, where: str) -> dict[str, list
         fields = line.rstrip("\n").split("|", 4)
         if len(fields) != 5 or not fields[0].strip().isdigit() or not fields[4].startswith(comment_prefix):
             continue
-        container_id, _, their_where = fields[4][len(comment_prefix):].partition(" ")
+        container_id, _, rest = fields[4][len(comment_prefix):].partition(" ")
+        their_where = rest.split("; ", 1)[0]  # the provenance follows (slurm.argv.job_comment)
         if container_id and their_where.rstrip() == where:
             out.setdefault(container_id, []).append((int(fields[0]), _job_info(fields[1:4])))
     return out

@@ -29,6 +29,7 @@ _DEFAULTS: dict[str, Any] = {
     "owner": "",
     "uid": 0,
     "annotations": None,          # → {} (config.json's annotations)
+    "image": "",                  # the image it runs, from the engine's records (anchor.provenance)
     "anchor_pid": 0,
     "anchor_starttime": 0,        # /proc/<pid>/stat field 22, guards against pid reuse
     # The pid create reported when it is not the anchor's (anchor/netnsholder.py): state shows it.
