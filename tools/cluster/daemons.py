@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 import time
 
+from cluster import fakegpu
 from cluster import slurmconf as conf
 from cluster import topology
 from cluster.users import USERS
@@ -30,6 +31,11 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
     changed |= write_if_changed(slurm_conf, conf.slurm_conf(layout))
     changed |= write_if_changed(etc / "cgroup.conf", conf.cgroup_conf(layout))
     changed |= write_if_changed(etc / "oci.conf", conf.OCI_CONF)
+    changed |= write_if_changed(etc / "gres.conf", fakegpu.GRES_CONF)
+    for command in fakegpu.device_commands():  # before slurmd: gres.conf names them
+        t.run(command)
+    t.path("/etc/cdi").mkdir(parents=True, exist_ok=True)
+    write_if_changed(t.path(fakegpu.STUB_PATH), fakegpu.stub_spec())
     # scrun reads these per container: no restart.
     write_if_changed(etc / "scrun.conf", conf.SCRUN_CONF)
     write_if_changed(t.path(conf.EXAMPLE_SCRUN_LUA_PATH), conf.EXAMPLE_SCRUN_LUA.read_text())
@@ -38,7 +44,7 @@ def write_configs(t: Target, layout: conf.Layout) -> bool:
         old_lua.unlink()
     staged = t.path(conf.STAGED_CONF_DIR)
     staged.mkdir(parents=True, exist_ok=True)
-    for name in ("slurm.conf", "cgroup.conf", "oci.conf", "scrun.conf"):
+    for name in ("slurm.conf", "cgroup.conf", "oci.conf", "scrun.conf", "gres.conf"):
         write_if_changed(staged / name, (etc / name).read_text())
     # A site's scratch: every user writes.
     t.run(["install", "-d", "-m", "1777", conf.SCRATCH, conf.STAGE_DIR, conf.IMAGE_CACHE, conf.SCRATCH_TMP])

@@ -37,6 +37,9 @@ class Layout:
 ISOLATED_NODE = "iso1"
 ISOLATED_PARTITION = "isolated"
 ISOLATED_PORT = SLURMD_BASE_PORT + 50
+# The isolated node has two fake GPUs (GRES gpu, device files that are /dev/null): the CDI
+# tests' (tools/cluster/fakegpu.py).
+FAKE_GPUS = 2
 # A partition whose jobs preempt (cancel) the default partition's, as a site's high-priority
 # queue does: the end-cause tests' preemption.
 URGENT_PARTITION = "urgent"
@@ -104,8 +107,9 @@ JobCompType=jobcomp/filetxt
 JobCompLoc={LOG_DIR}/jobcomp.log
 MailProg=/bin/true
 MpiDefault=none
+GresTypes=gpu
 NodeName={names} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ports} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
-NodeName={ISOLATED_NODE} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ISOLATED_PORT} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} State=UNKNOWN
+NodeName={ISOLATED_NODE} NodeHostname={layout.hostname} NodeAddr={layout.address} Port={ISOLATED_PORT} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={layout.real_mem_mb} Gres=gpu:{FAKE_GPUS} State=UNKNOWN
 PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP PriorityTier=1
 PartitionName={URGENT_PARTITION} Nodes={names} Default=NO MaxTime=INFINITE State=UP PriorityTier=10
 PartitionName={ISOLATED_PARTITION} Nodes={ISOLATED_NODE} Default=NO MaxTime=INFINITE State=UP

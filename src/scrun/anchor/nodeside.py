@@ -29,7 +29,7 @@ class NodeSide:
         return node_command(self.slurm_version, self.req.args, self.record.root_path, env)
 
     def _node_bundle(self, terminal_size: tuple[int, int] | None, config: dict[str, Any] | None,
-                     then_run: str | None = None) -> tuple[str, str | None]:
+                     then_run: str | None = None, cdi_devices: str | None = None) -> tuple[str, str | None]:
         """The bundle srun gets, and the node guard's directory (None: no guard).
 
         The bundle is the container's, or one beside it with the config the node needs
@@ -48,7 +48,7 @@ class NodeSide:
                 return bundle, None
             raise ScrunError(f"cannot read {os.path.join(bundle, 'config.json')} to make the node's bundle")
         changed = node_config(config, slurm_version=self.slurm_version, root_path=root_path,
-                              terminal_size=terminal_size, node_root_path=node_root)
+                              terminal_size=terminal_size, node_root_path=node_root, cdi_devices=cdi_devices)
         if changed is None and not shim and not guarded:
             return bundle, None
         node, mode = self._node_bundle_dir(lua_moved)
@@ -72,6 +72,21 @@ class NodeSide:
         self.log.debug("srun gets node bundle %s (%s%s)", node, "root shim" if shim else "config adjusted",
                        ", guarded" if guard else "")
         return node, guard
+
+    async def _cdi_devices(self) -> str | None:
+        """The ids Slurm gave each node for the engine's CDI devices (core.cdi), or None."""
+        if not self.req.cdi_devices:
+            return None
+        from scrun.core.cdi import node_annotation
+        from scrun.slurm.argv import build_job_details_argv
+        from scrun.slurm.parse import parse_gres_ids
+        from scrun.slurm.runner import run_async
+
+        _, out, _ = await run_async(build_job_details_argv("scontrol", self.record.job_id), env=self.slurm_env(), timeout=30)
+        requests = {kind: set(names) for kind, names in self.req.cdi_devices.items()}
+        devices = node_annotation(requests, parse_gres_ids(out.decode(errors="replace")))
+        self.log.debug("CDI devices by node: %s", devices)
+        return devices
 
     @staticmethod
     def _write_guard(guard: str, text: str) -> None:

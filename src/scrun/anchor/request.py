@@ -27,10 +27,11 @@ _FIELDS = (
     "image_cache",         # scrun.conf ImageCache: images staged once per user (store.imagecache)
     "image_cache_size",    # scrun.conf ImageCacheSize: bytes of a user's entries kept (None: no bound)
     "provenance_source",   # (engine, its record of the container): core.provenance.record_source
+    "cdi_devices",         # {CDI kind: device names} the engine's --device asked for (core.cdi)
 )
 
 
-class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None, None, None))):
+class AnchorRequest(namedtuple("AnchorRequest", _FIELDS, defaults=(600.0, None, (), True, None, None, None, None))):
     """Everything create decided, for the anchor (request.json in the container's directory)."""
 
     __slots__ = ()

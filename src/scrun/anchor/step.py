@@ -56,7 +56,7 @@ class StepControl:
             size = (rows, cols) if rows and cols else None
         config = self._bundle_config()  # read once for both: start is on the engine's critical path
         step_args, caller_prolog = slurm_argv.split_task_prolog(self.req.step_args)
-        bundle, self.guard = self._node_bundle(size, config, then_run=caller_prolog)
+        bundle, self.guard = self._node_bundle(size, config, then_run=caller_prolog, cdi_devices=await self._cdi_devices())
         if self.guard is None:
             step_args = self.req.step_args
         argv = slurm_argv.build_srun_argv(

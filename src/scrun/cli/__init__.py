@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(version_text())
         return 0
+    if argv[:1] == ["cdi-run"]:  # the compute node's side, not a runc verb (cli/cdirun.py)
+        from scrun.cli.cdirun import main as cdi_run
+
+        return cdi_run(argv[1:])
     from scrun.cli.fast import parse_fast
 
     fast = parse_fast(argv)

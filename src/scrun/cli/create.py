@@ -152,6 +152,7 @@ def run(settings, args) -> int:
 def _create(settings, args, anchor: PrestartedAnchor) -> int:
     from scrun.anchor.netnsholder import holder_pid_if_needed
     from scrun.anchor.request import AnchorRequest
+    from scrun.cli.devices import device_requests
     from scrun.cli.pidfile import write_pid_file
     from scrun.config.defaults import site_lua_script
     from scrun.config.settings import SCRUN_OCI_KEYS, load_node_config, load_site_staging
@@ -187,8 +188,10 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
         if node_keys:
             log.debug("%s: %s apply on the compute nodes (slurmstepd); scrun only checks them", oci.path, ", ".join(node_keys))
     anchor_log = _anchor_log_config(settings, args, oci)
-    # The engine's flags (--cpus, --memory, annotations) < the caller's SCRUN_* < the container's.
-    options = build_job_options({**cfg.engine_requests, **merge_option_env(settings.env, container_env)})
+    # The engine's flags (--cpus, --memory, annotations, CDI devices) < the caller's SCRUN_* < the container's.
+    explicit = merge_option_env(settings.env, container_env)
+    device_options, devices = device_requests(cfg, explicit)
+    options = build_job_options({**cfg.engine_requests, **device_options, **explicit})
     existing_job = _existing_job_id(settings.env)
     if existing_job is not None:
         _check_job_runs(existing_job, settings.env)
@@ -234,7 +237,7 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
             stage_dir=None if lua_script else staging.stage_dir, shared_paths=staging.shared_paths,
             node_guard=staging.node_guard and not oci.ignore_file_config_json,
             image_cache=staging.image_cache, image_cache_size=staging.image_cache_size,
-            provenance_source=record_source(cfg.bundle, container_id, cfg.binds),
+            provenance_source=record_source(cfg.bundle, container_id, cfg.binds), cdi_devices=devices,
         ).save()
         created_pid = anchor.go_and_wait(settings.root, container_id)
         if pid_file:

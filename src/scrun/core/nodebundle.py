@@ -35,7 +35,8 @@ def _names_a_host_process(hook: object) -> bool:
 
 
 def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
-                terminal_size: tuple[int, int] | None, node_root_path: str | None = None) -> dict | None:
+                terminal_size: tuple[int, int] | None, node_root_path: str | None = None,
+                cdi_devices: str | None = None) -> dict | None:
     """config.json as the node must get it; None when the engine's serves unchanged.
 
     - hooks that name a process of this host are dropped (docker's, see _names_a_host_process);
@@ -45,7 +46,9 @@ def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
     - Slurm >= 23.02 with a terminal: process.consoleSize is set when the engine left it out
       (podman 5): crun sizes the node's tty from it, and slurmstepd never resizes that tty.
     - the root is `node_root_path` when the nodes see the rootfs under another path than ours
-      (core.mounts.node_visible_path).
+      (core.mounts.node_visible_path);
+    - CDI devices (core.cdi): the stub's markers leave process.env, and cdi_devices, the ids
+      Slurm gave each node, becomes the annotation the node's `scrun cdi-run` applies.
     The root is made absolute (the node bundle lives elsewhere); callers that need the 22.05
     shim apply shim_config on top.
     """
@@ -73,6 +76,14 @@ def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
             and not process.get("consoleSize")):
         out = dict(out or config)
         out["process"] = {**process, "consoleSize": {"height": terminal_size[0], "width": terminal_size[1]}}
+    if cdi_devices is not None:
+        from scrun.core.cdi import NODE_ANNOTATION, without_markers
+
+        out = dict(out or config)
+        process = out.get("process") if isinstance(out.get("process"), dict) else {}
+        out["process"] = {**process, "env": without_markers(list(process.get("env") or []))}
+        annotations = out.get("annotations") if isinstance(out.get("annotations"), dict) else {}
+        out["annotations"] = {**annotations, NODE_ANNOTATION: cdi_devices}
     if out is not None:
         out["root"] = {**config.get("root", {}), "path": root_path}
     return out

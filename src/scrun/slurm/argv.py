@@ -147,3 +147,13 @@ def build_step_show_argv(scontrol: str, job_id: int) -> list[str]:
 
 def finds_step_by_container_id(slurm_version: tuple[int, ...]) -> bool:
     return tuple(slurm_version[:2]) >= CONTAINER_ID_MIN_VERSION
+
+
+def build_job_details_argv(scontrol: str, job_id: int) -> list[str]:
+    """The job with a line per node: which CPUs and GRES ids it holds (parse.parse_gres_ids)."""
+    return [scontrol, "--details", "show", "job", str(job_id)]
+
+
+def build_gres_counts_argv(sinfo: str, partition: str | None) -> list[str]:
+    """Each node's GRES, e.g. `gpu:2` (parse.parse_gres_counts)."""
+    return [sinfo, "--noheader", "--Node", "--format=%G", *([f"--partition={partition}"] if partition else [])]

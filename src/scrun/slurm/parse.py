@@ -150,3 +150,54 @@ def parse_job_info(text: str) -> dict[int, JobInfo]:
             continue
         out[int(fields[0])] = _job_info(fields[1:])
     return out
+
+
+_BRACKETS = re.compile(r"^([^\[\]]*)\[([^\[\]]+)\]([^\[\]]*)$")
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """Slurm's `n[1-3,5],login` as names (one bracket group per name; zero padding kept)."""
+    out: list[str] = []
+    for part in re.split(r",(?![^\[]*\])", text.strip()):
+        match = _BRACKETS.match(part)
+        if not match:
+            if part:
+                out.append(part)
+            continue
+        head, ranges, tail = match.groups()
+        for piece in ranges.split(","):
+            low, _, high = piece.partition("-")
+            width = len(low)
+            for n in range(int(low), int(high or low) + 1):
+                out.append(f"{head}{n:0{width}d}{tail}")
+    return out
+
+
+_NODE_GRES = re.compile(r"^\s*Nodes=(\S+)\s.*?\bGRES=(\S+)", re.MULTILINE)
+_GRES_ITEM = re.compile(r"([A-Za-z0-9_]+)(?::[^:(,]+)?:\d+\(IDX:([0-9,\-]+)\)")
+
+
+def parse_gres_ids(text: str) -> dict[str, dict[str, list[str]]]:
+    """`scontrol --details show job` → {node: {gres name: ids}}, from its per-node lines
+    (`Nodes=n[1-2] CPU_IDs=0 Mem=100 GRES=gpu:2(IDX:0-1)`; a type, `gpu:tesla:1(IDX:0)`, too)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for nodes, gres in _NODE_GRES.findall(text):
+        ids: dict[str, list[str]] = {}
+        for name, idx in _GRES_ITEM.findall(gres):
+            for piece in idx.split(","):
+                low, _, high = piece.partition("-")
+                ids.setdefault(name, []).extend(str(i) for i in range(int(low), int(high or low) + 1))
+        for node in expand_hostlist(nodes):
+            out[node] = ids
+    return out
+
+
+def parse_gres_counts(text: str) -> dict[str, int]:
+    """sinfo's `%G` lines → {gres name: the most any one node has} (`gpu:2`, `gpu:tesla:4(S:0)`)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        for item in line.strip().split(","):
+            fields = item.split("(", 1)[0].split(":")
+            if len(fields) >= 2 and fields[-1].isdigit():
+                out[fields[0]] = max(out.get(fields[0], 0), int(fields[-1]))
+    return out
