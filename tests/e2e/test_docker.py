@@ -306,3 +306,13 @@ def test_docker_exec(docker_ready):
 def test_pause_and_unpause(name):
     cid = counter_pauses_and_resumes(docker, name, b"paused")
     assert not state_dirs(cid)
+
+
+def test_dockerd_does_not_warn_about_scrun_at_start(docker_ready):
+    """dockerd asks each runtime for its features at start (`scrun features`): no warning of it.
+    The log is the one tools/cluster/docker.py starts dockerd with."""
+    log = pathlib.Path("/var/log/scrun-dockerd.log").read_text(errors="replace")
+    assert "Daemon has completed initialization" in log, "not dockerd's start log"
+    warned = [line for line in log.splitlines() if "level=warning" in line
+              and ("scrun" in line or "feature" in line.lower())]
+    assert not warned, warned

@@ -7,6 +7,7 @@ test_docker.py; this is the other half of the README's flag table.
 """
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -31,6 +32,8 @@ FLAGS = {
     "cap-add": (["--cap-add", "SYS_PTRACE"], "grep CapEff /proc/self/status"),
     "no-new-privileges": (["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status"),
     "entrypoint": (["--entrypoint", "/bin/echo"], None),
+    # A host device by path (not CDI: test_gpus.py): the node's own /dev/zero, under another name.
+    "device": (["--device", "/dev/zero:/dev/myzero"], "ls -l /dev/myzero | cut -c1; head -c 3 /dev/myzero | od -An -tx1"),
     # podman only: docker's control, runc 1.1 on Debian 12, cannot apply every capability in
     # this sandbox ("unable to apply caps"), so there is nothing to compare with there.
     "privileged": (["--privileged"], "grep CapEff /proc/self/status", ("podman",)),
@@ -101,4 +104,54 @@ def test_stop_signal_reaches_the_container_as_with_the_usual_runtime(podman_read
         finally:
             subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
     assert seen[CONTROL[engine]] == ("7", True), seen
+    assert seen["scrun"] == seen[CONTROL[engine]], seen
+
+
+def inspect(cli: str, name: str, field: str) -> str:
+    return subprocess.run([cli, "inspect", name, "--format", "{{" + field + "}}"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("engine", list(CONTROL))
+def test_stop_timeout_ends_a_container_that_ignores_the_signal_as_with_the_usual_runtime(podman_ready, engine):
+    """--stop-timeout 2: `stop` sends SIGTERM, waits 2 s, then SIGKILL (137), through the runtime's kill."""
+    engine_ready(engine)
+    cli = binary(engine)
+    seen = {}
+    for runtime in (CONTROL[engine], "scrun"):
+        name = f"stopt-{uuid.uuid4().hex[:8]}"
+        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, "--stop-timeout", "2", IMAGE, "sh", "-c",
+                        "trap '' TERM; echo up; while :; do sleep 0.1; done"], capture_output=True, check=True, timeout=120)
+        try:
+            wait_for(lambda name=name: b"up" in subprocess.run([cli, "logs", name], capture_output=True).stdout, 30,
+                     f"{name} to ignore TERM")
+            began = time.monotonic()
+            subprocess.run([cli, "stop", name], capture_output=True, check=True, timeout=60)
+            took = time.monotonic() - began
+            seen[runtime] = (inspect(cli, name, ".State.ExitCode"), 1.5 <= took < 20)
+        finally:
+            subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
+    assert seen[CONTROL[engine]] == ("137", True), seen
+    assert seen["scrun"] == seen[CONTROL[engine]], seen
+
+
+@pytest.mark.parametrize("engine", list(CONTROL))
+def test_restart_on_failure_runs_the_container_again_as_with_the_usual_runtime(podman_ready, engine):
+    """--restart on-failure:2 is the engine's: it creates and starts the container again (with scrun,
+    a new job each time) until the count is spent."""
+    engine_ready(engine)
+    cli = binary(engine)
+    seen = {}
+    for runtime in (CONTROL[engine], "scrun"):
+        name = f"restart-{uuid.uuid4().hex[:8]}"
+        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, "--restart", "on-failure:2", IMAGE, "sh", "-c",
+                        "echo run; exit 3"], capture_output=True, check=True, timeout=120)
+        try:
+            wait_for(lambda name=name: inspect(cli, name, ".RestartCount") == "2"
+                     and inspect(cli, name, ".State.Status") == "exited", 90, f"{name} to be restarted twice")
+            logs = subprocess.run([cli, "logs", name], capture_output=True, text=True).stdout
+            seen[runtime] = (inspect(cli, name, ".State.ExitCode"), logs.count("run"))
+        finally:
+            subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
+    assert seen[CONTROL[engine]] == ("3", 3), seen
     assert seen["scrun"] == seen[CONTROL[engine]], seen

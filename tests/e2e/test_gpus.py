@@ -28,10 +28,19 @@ def gpu_node(isolated_node, podman_ready):
     fakegpu.take_back(isolated_node)
 
 
-def podman_run(*flags: str, command: str = REPORT) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", "--runtime", "scrun", "run", "--rm", "--network", "none",
+DOCKER = "/usr/bin/docker" if shutil.which("/usr/bin/docker") else "docker"
+
+
+def podman_run(*flags: str, command: str = REPORT, engine: str = "podman") -> subprocess.CompletedProcess:
+    run = ["podman", "--runtime", "scrun", "run"] if engine == "podman" else [DOCKER, "run", "--runtime", "scrun"]
+    return subprocess.run([*run, "--rm", "--network", "none",
                            "-e", f"SCRUN_PARTITION={slurmconf.ISOLATED_PARTITION}", *flags, IMAGE, "sh", "-c", command],
                           capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+
+
+def docker_has_cdi() -> bool:
+    version = subprocess.run([DOCKER, "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True)
+    return version.returncode == 0 and int(version.stdout.split(".")[0] or 0) >= 25
 
 
 def seen(proc: subprocess.CompletedProcess) -> tuple[list[str], list[str], str]:
@@ -52,6 +61,13 @@ def test_the_container_sees_as_many_devices_as_it_asked_for(gpu_node, names, cou
     ids, variables, driver = seen(podman_run(*devices(*names)))
     assert len(ids) == count and ids == variables, (ids, variables)
     assert driver == "driver", "the kind's mount comes from the node's spec, not the login node's"
+
+
+def test_docker_passes_cdi_devices_too(gpu_node):
+    if not docker_has_cdi():
+        pytest.xfail("docker before 25 (Debian 12's 20.10) has no CDI: `--device example.com/gpu=0` is its error")
+    ids, variables, driver = seen(podman_run(*devices("0", "1"), engine="docker"))
+    assert ids == variables == ["0", "1"] and driver == "driver"
 
 
 def test_without_a_device_the_container_sees_none(gpu_node):

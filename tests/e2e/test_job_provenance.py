@@ -27,8 +27,9 @@ def job_comment_of(cid: str) -> tuple[str, str]:
 
 
 def scontrol_comment(job: str) -> str:
-    out = sh(["scontrol", "--oneliner", "show", "job", job]).stdout
-    return out.split(" Comment=", 1)[1].split(" Reservation=")[0] if " Comment=" in out else out
+    """The Comment= field of `scontrol show job` (its own line, the comment may hold spaces)."""
+    out = sh(["scontrol", "show", "job", job]).stdout
+    return next((line.strip()[len("Comment="):] for line in out.splitlines() if line.strip().startswith("Comment=")), out)
 
 
 def engine_cli(engine: str) -> list[str]:
@@ -66,7 +67,7 @@ def test_the_job_says_which_image_ran(podman_ready, engine):
         assert digest.startswith("sha256:"), digest
         expected = f"image={IMAGE}@{digest} engine={engine} scrun={__version__}"
         assert comment.endswith(f"; {expected}"), comment
-        assert scontrol_comment(job).endswith(expected), "scontrol show job shows the same"
+        assert scontrol_comment(job) == comment, "scontrol show job shows the same"
         assert listed_image(engine, cid) == IMAGE
     finally:
         subprocess.run([*cli, "rm", "-f", cid], capture_output=True, timeout=120, stdin=subprocess.DEVNULL)

@@ -49,8 +49,8 @@ def test_only_the_callers_own_records_name_the_image(slurm_cluster, scrun, make_
     try:
         comment = comment_of(scrun, cid)
         if how == "root":  # the control: root's own records are read, and the name is made harmless
-            assert "image=evil__touch__tmp_x___id_@sha256:0123 engine=podman scrun=" in comment, comment
-            assert scrun.record(cid)["image"] == "evil__touch__tmp_x___id_"
+            assert "image=evil__touch_/tmp/x___id_@sha256:0123 engine=podman scrun=" in comment, comment
+            assert scrun.record(cid)["image"] == "evil__touch_/tmp/x___id_"
         else:
             assert "; image=unknown engine=podman scrun=" in comment, comment
             assert scrun.record(cid)["image"] == ""

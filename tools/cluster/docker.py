@@ -29,6 +29,9 @@ def daemon_json(scrun_path: str) -> str:
                      # The same scrun with built-in staging (slurmconf.STAGED_CONF_DIR).
                      STAGED_RUNTIME: {"path": scrun_path, "runtimeArgs": ["--slurm-conf", f"{STAGED_CONF_DIR}/slurm.conf"]}},
         "pidfile": PID_FILE,
+        # CDI devices (`--device example.com/gpu=0`, tools/cluster/fakegpu.py): docker >= 25;
+        # 20.10 accepts the key and has no CDI.
+        "features": {"cdi": True},
     }, indent=2) + "\n"
 
 

@@ -62,6 +62,7 @@ def give(node: str, scrun: str) -> None:
     from cluster.topology import _in_node
 
     spec, oci = node_spec(), node_oci_conf(scrun)
+    take_back(node)  # a copy bound already (a test run cut short) would be copied into itself
     _in_node(node, 'd=/run/etc-slurm-gpu; rm -rf "$d" && mkdir -p "$d" /run/cdi && cp -R /etc/slurm/. "$d" '
              '&& printf %s "$1" > "$d/oci.conf" && printf %s "$2" > ' + NODE_SPEC +
              ' && chmod 644 ' + NODE_SPEC + ' && mount --bind "$d" /etc/slurm', oci, spec)
