@@ -70,6 +70,13 @@ def test_docker_passes_cdi_devices_too(gpu_node):
     assert ids == variables == ["0", "1"] and driver == "driver"
 
 
+@pytest.mark.parametrize("gpus,count", [("1", 1), ("2", 2), ("all", fakegpu.COUNT)], ids=["one", "two", "all"])
+def test_docker_gpus_become_the_request(gpu_node, gpus, count):
+    """docker's own --gpus (NVIDIA's hook, a stub on the login node): the node's nvidia.com/gpu spec serves it."""
+    ids, variables, driver = seen(podman_run("--gpus", gpus, engine="docker"))
+    assert len(ids) == count and ids == variables and driver == "driver", (ids, variables, driver)
+
+
 def test_without_a_device_the_container_sees_none(gpu_node):
     assert seen(podman_run()) == ([], [], "no-driver")
 

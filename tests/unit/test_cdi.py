@@ -87,3 +87,16 @@ def test_the_nodes_spec_edits_the_config_for_exactly_the_ids():
     assert config == {"process": {"env": ["PATH=/bin", "FAKE_GPU_1=stale"]}, "mounts": []}
     with pytest.raises(KeyError, match="example.com/gpu=7"):
         cdi.apply_devices(config, [(KIND, "7")], specs, lambda path: ("c", 1, 3))
+
+
+def test_dockers_gpus_flag_is_a_request_for_nvidia_gpus():
+    hook = ("/usr/local/bin/nvidia-container-runtime-hook",)
+    assert cdi.nvidia_request(hook, ["NVIDIA_VISIBLE_DEVICES=0,1", "A=1"]) == {"nvidia.com/gpu": {"0", "1"}}
+    assert cdi.nvidia_request(hook, ["NVIDIA_VISIBLE_DEVICES=all"]) == {"nvidia.com/gpu": {"all"}}
+    assert cdi.nvidia_request(hook, ["NVIDIA_VISIBLE_DEVICES=void"]) == {}
+    assert cdi.nvidia_request((), ["NVIDIA_VISIBLE_DEVICES=all"]) == {}, "an image's variable alone asks for nothing"
+    config = {"process": {"env": []}, "root": {"path": "/r"},
+              "hooks": {"prestart": [{"path": hook[0], "args": ["nvidia-container-runtime-hook", "prestart"]},
+                                     {"path": "/usr/bin/other"}]}}
+    out = node_config(config, slurm_version=(24, 11, 0), root_path="/r", terminal_size=None, cdi_devices="{}")
+    assert out["hooks"] == {"prestart": [{"path": "/usr/bin/other"}]}, "the login node's stub hook is not the node's"

@@ -41,8 +41,16 @@ def running(t: Target) -> bool:
         t.run(["docker", "version", "--format", "{{.Server.Version}}"], check=False, timeout=20).returncode == 0
 
 
+# dockerd accepts `--gpus` only when NVIDIA's hook is on its PATH at start. A login node has no
+# GPUs: this stub stands for it (scrun reads the hook as a request, the nodes' CDI specs serve it;
+# README "GPUs"). Run by a local runtime (runc, the tests' control), it does nothing.
+GPU_HOOK = "/usr/local/bin/nvidia-container-runtime-hook"
+GPU_HOOK_TEXT = "#!/bin/sh\n# scrun's login-node stand-in for NVIDIA's hook (tools/cluster/docker.py)\nexit 0\n"
+
+
 def start(t: Target, scrun_path: str) -> None:
-    changed = write_if_changed(t.path(DAEMON_JSON), daemon_json(scrun_path))
+    changed = write_if_changed(t.path(GPU_HOOK), GPU_HOOK_TEXT, mode=0o755)
+    changed |= write_if_changed(t.path(DAEMON_JSON), daemon_json(scrun_path))
     if running(t):
         if not changed:
             return

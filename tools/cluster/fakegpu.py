@@ -23,6 +23,9 @@ STUB_NAMES = ("0", "1", "2", "all")  # the login stub may name more than any nod
 DEVICE = "/dev/scrun-gpu{}"
 STUB_PATH = "/etc/cdi/scrun-fake-gpu.json"
 NODE_SPEC = "/run/cdi/scrun-fake-gpu.json"
+# docker's --gpus asks for nvidia.com/gpu (core.cdi.NVIDIA_KIND): the same fake devices under that kind.
+NVIDIA_KIND = "nvidia.com/gpu"
+NVIDIA_NODE_SPEC = "/run/cdi/scrun-fake-nvidia.json"
 DRIVER_MOUNT = "/run/fake-gpu-driver"
 GRES_CONF = f"{conf.MARKER}\nNodeName={conf.ISOLATED_NODE} Name={GRES} File=/dev/scrun-gpu[0-{COUNT - 1}]\n"
 
@@ -33,12 +36,12 @@ def stub_spec() -> str:
     return json.dumps({"cdiVersion": "0.5.0", "kind": KIND, "devices": devices}, indent=1) + "\n"
 
 
-def node_spec() -> str:
+def node_spec(kind: str = KIND) -> str:
     devices = [{"name": str(i), "containerEdits": {"env": [f"FAKE_GPU_{i}={i}"],
                                                    "deviceNodes": [{"path": DEVICE.format(i)}]}}
                for i in range(COUNT)]
     kind_edits = {"mounts": [{"hostPath": "/run/cdi", "containerPath": DRIVER_MOUNT, "options": ["ro", "bind"]}]}
-    return json.dumps({"cdiVersion": "0.5.0", "kind": KIND, "devices": devices, "containerEdits": kind_edits},
+    return json.dumps({"cdiVersion": "0.5.0", "kind": kind, "devices": devices, "containerEdits": kind_edits},
                       indent=1) + "\n"
 
 
@@ -61,15 +64,16 @@ def give(node: str, scrun: str) -> None:
     """The node gets its spec and its cdi-run oci.conf (a copy of /etc/slurm bound over it)."""
     from cluster.topology import _in_node
 
-    spec, oci = node_spec(), node_oci_conf(scrun)
+    oci = node_oci_conf(scrun)
     take_back(node)  # a copy bound already (a test run cut short) would be copied into itself
     _in_node(node, 'd=/run/etc-slurm-gpu; rm -rf "$d" && mkdir -p "$d" /run/cdi && cp -R /etc/slurm/. "$d" '
-             '&& printf %s "$1" > "$d/oci.conf" && printf %s "$2" > ' + NODE_SPEC +
-             ' && chmod 644 ' + NODE_SPEC + ' && mount --bind "$d" /etc/slurm', oci, spec)
+             '&& printf %s "$1" > "$d/oci.conf" && printf %s "$2" > ' + NODE_SPEC + ' && printf %s "$3" > ' +
+             NVIDIA_NODE_SPEC + ' && chmod 644 /run/cdi/*.json && mount --bind "$d" /etc/slurm',
+             oci, node_spec(), node_spec(NVIDIA_KIND))
 
 
 def take_back(node: str) -> None:
     from cluster.topology import _in_node
 
     _in_node(node, "if grep -q '/etc-slurm-gpu /etc/slurm ' /proc/self/mountinfo; then "
-             "umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; rm -f " + NODE_SPEC)
+             "umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; rm -f " + NODE_SPEC + " " + NVIDIA_NODE_SPEC)

@@ -16,6 +16,8 @@ def device_requests(cfg, explicit: dict[str, str]) -> tuple[dict[str, str], dict
         requests = cdi.requested_devices(cfg.env)
     except ValueError as exc:
         raise InvalidInputError(f"{cfg.config_file}: process.env {exc}") from None
+    for kind, names in cdi.nvidia_request(cfg.hook_paths, cfg.env).items():
+        requests.setdefault(kind, set()).update(names)
     if not requests:
         return {}, {}
     named = {kind: sorted(names) for kind, names in requests.items()}

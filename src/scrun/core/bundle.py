@@ -15,13 +15,14 @@ from scrun.errors import InvalidInputError
 
 
 class BundleConfig(namedtuple("BundleConfig", "bundle config_file oci_version root_path args env terminal cwd "
-                                           "annotations console_size engine_requests linux binds",
-                              defaults=((),))):
+                                           "annotations console_size engine_requests linux binds hook_paths",
+                              defaults=((), ()))):
     """What scrun needs from config.json; the file itself goes to the node untouched.
     console_size: (rows, cols) from process.consoleSize, or None; engine_requests: SCRUN_*
     values the engine's flags ask for (--cpus, --memory, org.slurm.* annotations); linux:
     config.json's linux object, for create's checks; binds: (destination, source) of its bind
-    mounts (a command can come from one: docker binds /etc/hostname)."""
+    mounts (a command can come from one: docker binds /etc/hostname); hook_paths: the path of
+    every hook (docker's --gpus is NVIDIA's hook: core.cdi)."""
 
     __slots__ = ()
 
@@ -107,6 +108,8 @@ def parse_bundle_config(bundle: str, text: str) -> BundleConfig:
         engine_requests=requests_from_config(doc, config_file, OPTIONS_BY_ENV),
         linux=linux,
         binds=bind_mounts(doc),
+        hook_paths=tuple(str(h.get("path")) for entries in (doc.get("hooks") or {}).values() if isinstance(entries, list)
+                         for h in entries if isinstance(h, dict)),
     )
 
 

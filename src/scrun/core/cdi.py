@@ -16,6 +16,11 @@ from __future__ import annotations
 import json
 
 MARKER_PREFIX = "SCRUN_CDI_"
+# docker's --gpus (before CDI): dockerd adds NVIDIA's prestart hook, found on its PATH, and
+# NVIDIA_VISIBLE_DEVICES (all, the first N indices, or the ids named). A login node has a stub
+# hook so that dockerd accepts the flag; scrun reads it as a request for nvidia.com/gpu.
+NVIDIA_HOOK = "nvidia-container-runtime-hook"
+NVIDIA_KIND = "nvidia.com/gpu"
 NODE_ANNOTATION = "org.slurm.scrun.cdi-devices"  # {"<node>": ["<kind>=<id>", …]} as JSON
 ALL = "all"
 
@@ -41,6 +46,19 @@ def requested_devices(env: tuple[str, ...] | list[str]) -> dict[str, set[str]]:
             raise ValueError(f"{key}={value}: a CDI marker is <vendor.com/class>=<device> (the login node's stub spec)")
         out.setdefault(kind, set()).add(name)
     return out
+
+
+def nvidia_request(hook_paths: tuple[str, ...], env: tuple[str, ...] | list[str]) -> dict[str, set[str]]:
+    """{nvidia.com/gpu: names} for docker's --gpus (NVIDIA's hook and NVIDIA_VISIBLE_DEVICES); {}."""
+    if not any(path.rsplit("/", 1)[-1] == NVIDIA_HOOK for path in hook_paths):
+        return {}
+    value = next((e.split("=", 1)[1] for e in reversed(list(env)) if e.startswith("NVIDIA_VISIBLE_DEVICES=")), "")
+    names = {n.strip() for n in value.split(",") if n.strip() and n.strip() not in ("void", "none")}
+    return {NVIDIA_KIND: names} if names else {}
+
+
+def is_nvidia_hook(hook: object) -> bool:
+    return isinstance(hook, dict) and str(hook.get("path", "")).rsplit("/", 1)[-1] == NVIDIA_HOOK
 
 
 def without_markers(env: list[str]) -> list[str]:
