@@ -1,9 +1,9 @@
 """scrun benchmarks: what scrun costs over bare Slurm, as ratios against floors measured in this run.
 
-    make bench            (after `make cluster`: every lane, then bench/results/latest.json and the README table)
+    make bench            (after `make cluster`: every lane, then bench/results/latest.json and the table in docs/benchmarks.md)
     BENCH_QUICK=1 make bench   fewer repetitions, smaller transfers (a smoke run)
     bench/run.py               one lane (the one it runs in: SCRUN_LANE), writes bench/results/<lane>.json
-    bench/run.py --combine     the lanes' files → latest.json; --readme puts its table in the README
+    bench/run.py --combine     the lanes' files → latest.json; --readme puts its table in docs/benchmarks.md
 
 Where the lane's slurm-client ships upstream's C scrun (Debian 13: /usr/bin/scrun), it runs side
 by side: the same `podman run` timing, and how many of N runs gave the right exit code or hung.
@@ -342,15 +342,15 @@ def combine() -> int:
 
 
 def replace_in_readme(marker: str, body: str) -> None:
-    """`body` between the README's `<!-- marker:start -->` and `<!-- marker:end -->` lines."""
-    readme = REPO / "README.md"
+    """`body` between docs/benchmarks.md's `<!-- marker:start -->` and `<!-- marker:end -->` lines."""
+    readme = REPO / "docs" / "benchmarks.md"
     start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
     head, rest = readme.read_text().split(start, 1)
     readme.write_text(head + start + body + "\n" + end + rest.split(end, 1)[1])
 
 
 def update_readme() -> int:
-    """Put the table of bench/results/latest.json between the README's bench markers."""
+    """Put the table of bench/results/latest.json between the bench markers of docs/benchmarks.md."""
     replace_in_readme("bench", readme_table(json.loads((RESULTS / "latest.json").read_text())))
     return 0
 

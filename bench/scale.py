@@ -2,7 +2,7 @@
 
     make bench-scale                       every lane, N = 1 10 50 100 300, one user then two
     bench/scale.py --counts 1,10 [--users root,scrunuser] [--runtime upstream] [--json PATH]
-    bench/scale.py --readme                every lane's results into the README's table
+    bench/scale.py --readme                every lane's results into docs/benchmarks.md's table
 
 For each N: `podman run -d --network none --memory 16m … sleep` N times (WORKERS at a time; 16 MiB so that 300
 fit the nodes' declared memory; no network: rootless podman has no /dev/net/tun here), then, with all N running:
@@ -220,7 +220,7 @@ def readme_table(results: list[dict]) -> str:
 
 
 def update_readme() -> int:
-    """The table of every lane's bench/results/scale-<lane>.json between the README's markers."""
+    """The table of every lane's bench/results/scale-<lane>.json between the markers of docs/benchmarks.md."""
     from run import replace_in_readme
 
     results = [json.loads(p.read_text()) for p in sorted((REPO / "bench" / "results").glob("scale-slurm-*.json"))]

@@ -58,7 +58,7 @@ def require(ok: bool, reason: str) -> None:
     if ok:
         return
     if IN_CI:
-        pytest.fail(f"CI=true and {reason}: run `make cluster` (see README)", pytrace=False)
+        pytest.fail(f"CI=true and {reason}: run `make cluster` (see docs/development.md)", pytrace=False)
     pytest.skip(reason)
 
 

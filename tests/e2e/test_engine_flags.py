@@ -3,7 +3,7 @@ container sees with scrun is what it sees with the engine's usual runtime on thi
 podman, runc for docker: the control), flag by flag.
 
 The flags that become the job's request (--cpus, --memory, …) are in test_podman.py and
-test_docker.py; this is the other half of the README's flag table.
+test_docker.py; this is the other half of docs/user-guide.md's flag table.
 """
 import shutil
 import subprocess
@@ -16,7 +16,7 @@ from conftest import IMAGE, require, wait_for
 
 pytestmark = pytest.mark.e2e
 
-# (flags, what the container prints): each row is one flag of the README's table.
+# (flags, what the container prints): each row is one flag of docs/user-guide.md's table.
 FLAGS = {
     "user": (["--user", "1000:1000"], "id -u; id -g"),
     "workdir": (["--workdir", "/tmp"], "pwd"),

@@ -43,7 +43,7 @@ def running(t: Target) -> bool:
 
 # dockerd accepts `--gpus` only when NVIDIA's hook is on its PATH at start. A login node has no
 # GPUs: this stub stands for it (scrun reads the hook as a request, the nodes' CDI specs serve it;
-# README "GPUs"). Run by a local runtime (runc, the tests' control), it does nothing.
+# docs/user-guide.md, "GPUs"). Run by a local runtime (runc, the tests' control), it does nothing.
 GPU_HOOK = "/usr/local/bin/nvidia-container-runtime-hook"
 GPU_HOOK_TEXT = "#!/bin/sh\n# scrun's login-node stand-in for NVIDIA's hook (tools/cluster/docker.py)\nexit 0\n"
 

@@ -4,7 +4,7 @@ A fresh interpreter (`python -m scrun.anchor`, until 0.1) paid its start-up agai
 ~50 ms after create had finished its checks, on create's critical path (create waits for the
 anchor to spawn salloc). create now forks first thing, before its own imports; the child imports
 what the service needs (asyncio, and lupa when there is a scrun.lua) while create imports and
-checks. That import (~50 ms) is still the longest part of create: README's profile.
+checks. That import (~50 ms) is still the longest part of create: docs/benchmarks.md's profile.
 
 The child keeps fds 0–2 (the container's stdio, as conmon or the shim passed them) and its two
 pipes, closes every other fd create had, leaves create's session, and never returns into

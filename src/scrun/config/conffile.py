@@ -13,7 +13,7 @@ class ConfLine(namedtuple("ConfLine", "key value path lineno")):
     """key as written, value unquoted, and where it was (path, lineno).
 
     A namedtuple, like the other records on create's path: dataclasses imports inspect and
-    ast (~20 ms of every create here; bench/run.py, README's profile)."""
+    ast (~20 ms of every create here; bench/run.py, docs/benchmarks.md's profile)."""
 
     __slots__ = ()
 

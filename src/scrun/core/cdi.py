@@ -2,7 +2,7 @@
 
 The engine resolves `--device vendor.com/class=name` against the login node's CDI specs. A
 login node has no GPUs, so a site gives it a stub spec whose devices carry one edit only: the
-marker variable `SCRUN_CDI_<anything>=<kind>=<name>` (README: "GPUs"). scrun reads the markers
+marker variable `SCRUN_CDI_<anything>=<kind>=<name>` (docs/user-guide.md: "GPUs"). scrun reads the markers
 out of process.env (the container never sees them), asks Slurm for that many of the GRES named
 by the kind's class (`example.com/gpu` → `--gres=gpu:N`; `=all`: every one a node has), and once
 the job is granted writes which ids Slurm gave each node into the node's config.json
