@@ -7,7 +7,19 @@ from scrun import OCI_SPEC_VERSION, __version__
 
 
 def version_text() -> str:
-    return f"scrun version {__version__}\ncommit: {_commit()}\nspec: {OCI_SPEC_VERSION}\n"
+    """runc's three lines (go-runc and podman read them by prefix), then the Slurm scrun finds."""
+    return f"scrun version {__version__}\ncommit: {_commit()}\nspec: {OCI_SPEC_VERSION}\nslurm: {_slurm()}\n"
+
+
+def _slurm() -> str:
+    """`srun --version` as found on PATH (oci.conf's SrunPath may name another per site)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["srun", "--version"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return "srun not found on PATH"
+    return proc.stdout.strip() or f"srun --version exited {proc.returncode}"
 
 
 def _commit() -> str:

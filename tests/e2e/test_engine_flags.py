@@ -32,6 +32,9 @@ FLAGS = {
     "cap-add": (["--cap-add", "SYS_PTRACE"], "grep CapEff /proc/self/status"),
     "no-new-privileges": (["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status"),
     "entrypoint": (["--entrypoint", "/bin/echo"], None),
+    # The engine's init as pid 1 (podman's catatonit, docker's docker-init), bound from the host's
+    # system, which the nodes share. Debian 12's podman has none: its control fails (xfail).
+    "init": (["--init"], "cat /proc/1/comm"),
     # A host device by path (not CDI: test_gpus.py): the node's own /dev/zero, under another name.
     "device": (["--device", "/dev/zero:/dev/myzero"], "ls -l /dev/myzero | cut -c1; head -c 3 /dev/myzero | od -An -tx1"),
     # podman only: docker's control, runc 1.1 on Debian 12, cannot apply every capability in
@@ -76,6 +79,8 @@ def test_the_container_sees_the_flag_as_with_the_usual_runtime(podman_ready, eng
     engine_ready(engine)
     flags, script, *_ = FLAGS[flag]
     control = run(engine, CONTROL[engine], flags, script)
+    if flag == "init" and control.returncode != 0 and "catatonit" in control.stderr:
+        pytest.xfail(f"{engine} has no init binary here, with {CONTROL[engine]} too: {control.stderr.strip()[-200:]}")
     assert control.returncode == 0, f"the control ({CONTROL[engine]}) failed: {control.stderr}"
     ours = run(engine, "scrun", flags, script)
     assert ours.returncode == 0, ours.stderr

@@ -25,6 +25,7 @@ def test_version_matches_what_docker_and_podman_parse():
         lines = proc.stdout.splitlines()
         assert re.fullmatch(r"scrun version \d+\.\d+\.\d+", lines[0])
         assert lines[1].startswith("commit: ") and lines[2] == f"spec: {OCI_SPEC_VERSION}"
+        assert lines[3].startswith("slurm: ") and len(lines) == 4, "the Slurm it finds (or why not), last"
 
 
 @pytest.mark.parametrize("argv", [["--bogus", "state", "x"], ["frobnicate", "x"], [], ["kill"], ["state"],
