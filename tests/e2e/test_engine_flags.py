@@ -87,55 +87,59 @@ def test_the_container_sees_the_flag_as_with_the_usual_runtime(podman_ready, eng
     assert ours.stdout == control.stdout and ours.stdout.strip(), (ours.stdout, control.stdout)
 
 
-@pytest.mark.parametrize("engine", list(CONTROL))
-def test_stop_signal_reaches_the_container_as_with_the_usual_runtime(podman_ready, engine):
-    """--stop-signal: the engine's `stop` sends it through the runtime's kill; the trap answers."""
-    engine_ready(engine)
-    cli = binary(engine)
-    seen = {}
-    for runtime in (CONTROL[engine], "scrun"):
-        name = f"stop-{uuid.uuid4().hex[:8]}"
-        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, "--stop-signal", "SIGUSR1", IMAGE, "sh", "-c",
-                        "trap 'echo got-usr1; exit 7' USR1; echo up; while :; do sleep 0.1; done"],
-                       capture_output=True, check=True, timeout=120)
-        try:
-            wait_for(lambda name=name: b"up" in subprocess.run([cli, "logs", name], capture_output=True).stdout, 30,
-                     f"{name} to set its trap")
-            subprocess.run([cli, "stop", "-t", "20", name], capture_output=True, check=True, timeout=60)
-            code = subprocess.run([cli, "inspect", name, "--format", "{{.State.ExitCode}}"], capture_output=True,
-                                  text=True).stdout.strip()
-            logs = subprocess.run([cli, "logs", name], capture_output=True, text=True).stdout
-            seen[runtime] = (code, "got-usr1" in logs)
-        finally:
-            subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
-    assert seen[CONTROL[engine]] == ("7", True), seen
-    assert seen["scrun"] == seen[CONTROL[engine]], seen
-
-
 def inspect(cli: str, name: str, field: str) -> str:
     return subprocess.run([cli, "inspect", name, "--format", "{{" + field + "}}"], capture_output=True,
                           text=True).stdout.strip()
 
 
-@pytest.mark.parametrize("engine", list(CONTROL))
-def test_stop_timeout_ends_a_container_that_ignores_the_signal_as_with_the_usual_runtime(podman_ready, engine):
-    """--stop-timeout 2: `stop` sends SIGTERM, waits 2 s, then SIGKILL (137), through the runtime's kill."""
+def logs(cli: str, name: str) -> str:
+    return subprocess.run([cli, "logs", name], capture_output=True, text=True).stdout
+
+
+def with_each_runtime(engine: str, flags: list[str], script: str, observe) -> dict[str, object]:
+    """{runtime: observe(cli, name)} of a detached `run FLAGS IMAGE sh -c SCRIPT`, with the
+    engine's usual runtime, then with scrun; each container removed after."""
     engine_ready(engine)
     cli = binary(engine)
     seen = {}
     for runtime in (CONTROL[engine], "scrun"):
-        name = f"stopt-{uuid.uuid4().hex[:8]}"
-        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, "--stop-timeout", "2", IMAGE, "sh", "-c",
-                        "trap '' TERM; echo up; while :; do sleep 0.1; done"], capture_output=True, check=True, timeout=120)
+        name = f"flag-{uuid.uuid4().hex[:8]}"
+        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, *flags, IMAGE, "sh", "-c", script],
+                       capture_output=True, check=True, timeout=120)
         try:
-            wait_for(lambda name=name: b"up" in subprocess.run([cli, "logs", name], capture_output=True).stdout, 30,
-                     f"{name} to ignore TERM")
-            began = time.monotonic()
-            subprocess.run([cli, "stop", name], capture_output=True, check=True, timeout=60)
-            took = time.monotonic() - began
-            seen[runtime] = (inspect(cli, name, ".State.ExitCode"), 1.5 <= took < 20)
+            seen[runtime] = observe(cli, name)
         finally:
             subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
+    return seen
+
+
+def stopped_after_up(stop_args: list[str]):
+    """observe(): wait for the container's `up`, `stop` it; (exit code, seconds `stop` took, its logs)."""
+    def observe(cli: str, name: str) -> tuple[str, float, str]:
+        wait_for(lambda: "up" in logs(cli, name), 30, f"{name} to be up")
+        began = time.monotonic()
+        subprocess.run([cli, "stop", *stop_args, name], capture_output=True, check=True, timeout=60)
+        return inspect(cli, name, ".State.ExitCode"), time.monotonic() - began, logs(cli, name)
+    return observe
+
+
+@pytest.mark.parametrize("engine", list(CONTROL))
+def test_stop_signal_reaches_the_container_as_with_the_usual_runtime(podman_ready, engine):
+    """--stop-signal: the engine's `stop` sends it through the runtime's kill; the trap answers."""
+    seen = with_each_runtime(engine, ["--stop-signal", "SIGUSR1"],
+                             "trap 'echo got-usr1; exit 7' USR1; echo up; while :; do sleep 0.1; done",
+                             stopped_after_up(["-t", "20"]))
+    seen = {runtime: (code, "got-usr1" in out) for runtime, (code, _, out) in seen.items()}
+    assert seen[CONTROL[engine]] == ("7", True), seen
+    assert seen["scrun"] == seen[CONTROL[engine]], seen
+
+
+@pytest.mark.parametrize("engine", list(CONTROL))
+def test_stop_timeout_ends_a_container_that_ignores_the_signal_as_with_the_usual_runtime(podman_ready, engine):
+    """--stop-timeout 2: `stop` sends SIGTERM, waits 2 s, then SIGKILL (137), through the runtime's kill."""
+    seen = with_each_runtime(engine, ["--stop-timeout", "2"], "trap '' TERM; echo up; while :; do sleep 0.1; done",
+                             stopped_after_up([]))
+    seen = {runtime: (code, 1.5 <= took < 20) for runtime, (code, took, _) in seen.items()}
     assert seen[CONTROL[engine]] == ("137", True), seen
     assert seen["scrun"] == seen[CONTROL[engine]], seen
 
@@ -144,19 +148,11 @@ def test_stop_timeout_ends_a_container_that_ignores_the_signal_as_with_the_usual
 def test_restart_on_failure_runs_the_container_again_as_with_the_usual_runtime(podman_ready, engine):
     """--restart on-failure:2 is the engine's: it creates and starts the container again (with scrun,
     a new job each time) until the count is spent."""
-    engine_ready(engine)
-    cli = binary(engine)
-    seen = {}
-    for runtime in (CONTROL[engine], "scrun"):
-        name = f"restart-{uuid.uuid4().hex[:8]}"
-        subprocess.run([*run_argv(engine, runtime), "-d", "--name", name, "--restart", "on-failure:2", IMAGE, "sh", "-c",
-                        "echo run; exit 3"], capture_output=True, check=True, timeout=120)
-        try:
-            wait_for(lambda name=name: inspect(cli, name, ".RestartCount") == "2"
-                     and inspect(cli, name, ".State.Status") == "exited", 90, f"{name} to be restarted twice")
-            logs = subprocess.run([cli, "logs", name], capture_output=True, text=True).stdout
-            seen[runtime] = (inspect(cli, name, ".State.ExitCode"), logs.count("run"))
-        finally:
-            subprocess.run([cli, "rm", "-f", name], capture_output=True, timeout=60)
+    def observe(cli: str, name: str) -> tuple[str, int]:
+        wait_for(lambda: inspect(cli, name, ".RestartCount") == "2" and inspect(cli, name, ".State.Status") == "exited",
+                 90, f"{name} to be restarted twice")
+        return inspect(cli, name, ".State.ExitCode"), logs(cli, name).count("run")
+
+    seen = with_each_runtime(engine, ["--restart", "on-failure:2"], "echo run; exit 3", observe)
     assert seen[CONTROL[engine]] == ("3", 3), seen
     assert seen["scrun"] == seen[CONTROL[engine]], seen
