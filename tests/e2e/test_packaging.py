@@ -46,6 +46,15 @@ def test_the_installed_wheel_says_its_version(wheel_venv):
     assert "\nslurm: slurm" in proc.stdout, proc.stdout
 
 
+def test_man_finds_the_installed_pages(wheel_venv):
+    """man-db looks in <prefix>/share/man for a bin/ on PATH: `man scrun` after installing the wheel."""
+    env = {"PATH": f"{wheel_venv / 'bin'}:/usr/bin:/bin", "MANPAGER": "cat", "MANWIDTH": "80"}
+    for page, title in (("scrun", "SCRUN(1)"), ("scrun.conf", "SCRUN.CONF(5)")):
+        proc = subprocess.run(["man", page], capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.lstrip().startswith(title), (page, proc.stderr[-500:])
+        assert str(wheel_venv) in subprocess.run(["man", "-w", page], capture_output=True, text=True, env=env).stdout
+
+
 def test_podman_runs_a_container_through_the_installed_wheel(wheel_venv, podman_ready):
     scrun = wheel_venv / "bin" / "scrun"
     proc = subprocess.run(["podman", "--runtime", str(scrun), "run", "--rm", "--network", "none", IMAGE, "sh", "-c",

@@ -11,6 +11,7 @@ LANE_PACKAGES = [
     "rsync", "busybox-static", "uidmap", "fuse-overlayfs", "slirp4netns", "tmux",
     "iproute2", "procps", "python3-venv", "docker.io", "rootlesskit",
     "git",  # tests/integration/test_upgrade.py builds the previous release from the checkout's history
+    "man-db",  # `man scrun` from the installed wheel (tests/e2e/test_packaging.py)
 ]
 # Packages that exist from some Debian release on (trixie split docker's CLI out of docker.io),
 # or that only a release's lane uses: lua-json is the `json` module the man page's scrun.lua
@@ -31,7 +32,7 @@ ROOTFS_EXTRA = ["python3", "catatonit", "netavark", "passt", "iptables", "ca-cer
 # On the host for every lane, the native one too: mmdebstrap builds the test images
 # (cluster/images.py) and the other Debians' rootfs; golang-go and make build the OCI
 # validation suite (tools/conformance.py), which lanes reuse.
-HOST_TOOLS = ["mmdebstrap", "golang-go", "make"]
+HOST_TOOLS = ["mmdebstrap", "golang-go", "make", "groff-base"]  # groff: tests/unit/test_manpages.py
 
 
 def missing(packages: list[str]) -> list[str]:
