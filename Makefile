@@ -16,7 +16,7 @@ LANES = $(if $(filter all,$(LANE)),$(shell $(DEVCLUSTER) lanes),$(LANE))
 # What every lane runs (tests/conftest.py: a test's tier is its folder; unit runs once, on the host).
 LANE_TIERS := integration or e2e or security
 
-.PHONY: all venv install packages cluster cluster-down demo test unit lint bench bench-ab conformance soak bench-scale clean
+.PHONY: all venv install packages cluster cluster-down demo test unit lint bench bench-ab conformance soak bench-scale clean deb wheel man
 
 all: test
 
@@ -114,5 +114,16 @@ bench-scale: cluster
 	@for lane in $(LANES); do echo "=== scale on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/scale.py || exit 1; done
 	$(VENV)/bin/python bench/scale.py --readme
 
+# Packages for a site (docs/admin-guide.md): dist/scrun_<version>_all.deb and dist/scrun-<version>-py3-none-any.whl.
+deb:
+	python3 tools/deb.py dist
+
+wheel: venv
+	$(VENV)/bin/pip wheel --no-deps --no-build-isolation --no-index -q -w dist .
+
+# The man pages, written again from the code (tests/unit/test_manpages.py says when they are stale).
+man: venv
+	$(VENV)/bin/python tools/manpage.py
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info
