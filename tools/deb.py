@@ -9,7 +9,8 @@ One package for Debian 12, 13 and unstable (pure Python, Architecture: all). It 
     /usr/share/man/man1/scrun.1.gz, man5/scrun.conf.5.gz
     /usr/share/doc/scrun/           copyright, changelog, examples (scrun.conf, scrun.lua)
 and nothing under /etc and nothing that touches a running cluster: a site writes its
-scrun.conf (or scrun.lua) itself. Depends on python3 (>= 3.11) and slurm-client. lupa (for a
+scrun.conf (or scrun.lua) itself. Where slurm-client has Slurm's C scrun (Debian 13 on), that
+one is diverted to /usr/bin/scrun.slurm-client while this package is installed. Depends on python3 (>= 3.11) and slurm-client. lupa (for a
 site's scrun.lua) is python3-lupa from Debian 13 on; Debian 12's python3-lupa is 1.14, which
 lacks the Lua 5.4 runtime scrun needs, so there `pip install 'lupa>=2'` gives it (Recommends).
 Standard library and dpkg-deb only.
@@ -46,6 +47,16 @@ EXAMPLE_CONF = """# /etc/slurm/scrun.conf: scrun's own settings (man scrun.conf)
 #ImageCacheSize=50G
 """
 
+
+# Debian 13's slurm-client ships Slurm's C scrun as /usr/bin/scrun, with its scrun.1: this
+# package diverts both (to *.slurm-client) while it is installed, and puts them back when removed.
+DIVERTED = ("/usr/bin/scrun", "/usr/share/man/man1/scrun.1.gz")
+PREINST = "#!/bin/sh\nset -e\nif [ \"$1\" = install ] || [ \"$1\" = upgrade ]; then\n" + "".join(
+    f"  dpkg-divert --package scrun --add --rename --divert {path}.slurm-client {path} >/dev/null\n"
+    for path in DIVERTED) + "fi\n"
+POSTRM = "#!/bin/sh\nset -e\ncase \"$1\" in remove|purge|abort-install|disappear)\n" + "".join(
+    f"  dpkg-divert --package scrun --remove --rename --divert {path}.slurm-client {path} >/dev/null\n"
+    for path in DIVERTED) + ";;\nesac\n"
 
 # Bytecode for the installed python3 (as py3compile does), and gone before the files are.
 POSTINST = f"""#!/bin/sh
@@ -114,7 +125,7 @@ def build(outdir: pathlib.Path) -> pathlib.Path:
         size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) // 1024 + 1
         (root / "DEBIAN").mkdir()
         (root / "DEBIAN" / "control").write_text(control(ver, size))
-        for name, text in (("postinst", POSTINST), ("prerm", PRERM)):
+        for name, text in (("preinst", PREINST), ("postinst", POSTINST), ("prerm", PRERM), ("postrm", POSTRM)):
             (root / "DEBIAN" / name).write_text(text)
             (root / "DEBIAN" / name).chmod(0o755)
         outdir.mkdir(parents=True, exist_ok=True)

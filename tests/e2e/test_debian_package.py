@@ -16,6 +16,7 @@ FILES = ("/usr/bin/scrun", "/usr/lib/scrun", "/usr/share/man/man1/scrun.1.gz", "
 
 
 def installed() -> bool:
+    """dpkg knows the package at all (a failed install leaves it "not-installed", still to purge)."""
     return subprocess.run(["dpkg", "-s", "scrun"], capture_output=True).returncode == 0
 
 
@@ -45,6 +46,7 @@ def without_checkout(command: str) -> subprocess.CompletedProcess:
 def test_the_package_runs_the_demo_without_the_checkout(package):
     version = without_checkout("/usr/bin/scrun --version; test ! -e " + str(REPO / "src"))
     assert version.returncode == 0 and version.stdout.startswith("scrun version "), version
+    assert "\ncommit: " in version.stdout, "ours, not Slurm's C scrun (slurm-client's, which the package diverts)"
     demo = without_checkout(f"podman --runtime /usr/bin/scrun run --rm --network none {IMAGE} "
                             "sh -c 'echo from-the-package in job $SLURM_JOB_ID; exit 3'")
     assert demo.returncode == 3 and demo.stdout.startswith("from-the-package in job "), (demo.stdout, demo.stderr[-2000:])
@@ -54,11 +56,21 @@ def test_the_package_runs_the_demo_without_the_checkout(package):
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
 
 
+def owner(path: str) -> str:
+    """The package dpkg says `path` belongs to now ("" for none), diversions aside."""
+    out = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True).stdout
+    lines = [line for line in out.splitlines() if not line.startswith("diversion ")]
+    return lines[0].split(":", 1)[0] if lines else ""
+
+
 def test_purging_the_package_leaves_nothing(package):
     listed = subprocess.run(["dpkg", "-L", "scrun"], capture_output=True, text=True, check=True).stdout.split()
     assert "/usr/bin/scrun" in listed
     proc = subprocess.run(["dpkg", "--purge", "scrun"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "not empty" not in proc.stderr, proc.stderr
-    assert not installed()
-    left = [path for path in (*FILES, *listed) if path.startswith(FILES) and pathlib.Path(path).exists()]
+    assert subprocess.run(["dpkg", "-s", "scrun"], capture_output=True).returncode != 0, "purged: dpkg forgets it"
+    assert "scrun" not in subprocess.run(["dpkg-divert", "--list"], capture_output=True, text=True).stdout.split()
+    # Slurm's C scrun (slurm-client, Debian 13 on) is back where it was; nothing else is there.
+    left = [path for path in (*FILES, *listed) if path.startswith(FILES) and pathlib.Path(path).exists()
+            and owner(path) != "slurm-client"]
     assert not left, left
