@@ -156,3 +156,22 @@ def test_restart_on_failure_runs_the_container_again_as_with_the_usual_runtime(p
     seen = with_each_runtime(engine, ["--restart", "on-failure:2"], "echo run; exit 3", observe)
     assert seen[CONTROL[engine]] == ("3", 3), seen
     assert seen["scrun"] == seen[CONTROL[engine]], seen
+
+
+@pytest.mark.parametrize("engine", list(CONTROL))
+def test_a_volume_and_an_env_file_as_with_the_usual_runtime(podman_ready, engine, tmp_path):
+    """-v DIR:/data:ro (DIR on the shared filesystem in a lane: $TMPDIR) and --env-file: the
+    container reads the file, cannot write there, and has the variable, as with crun/runc."""
+    engine_ready(engine)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "probe").write_text("from-the-volume\n")
+    data.chmod(0o755)
+    env_file = tmp_path / "env"
+    env_file.write_text("FROMFILE=yes please\n")
+    flags = ["-v", f"{data}:/data:ro", "--env-file", str(env_file)]
+    script = "cat /data/probe; echo \"$FROMFILE\"; touch /data/x 2>/dev/null; echo rc=$?"
+    control = run(engine, CONTROL[engine], flags, script)
+    ours = run(engine, "scrun", flags, script)
+    assert control.returncode == 0 and control.stdout == "from-the-volume\nyes please\nrc=1\n", control
+    assert (ours.returncode, ours.stdout) == (0, control.stdout), ours.stderr
