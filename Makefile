@@ -92,7 +92,8 @@ conformance-check:
 bench: export SCRUN_BIG_IMAGE = 1
 bench: cluster
 	@for lane in $(LANES); do echo "=== bench on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/run.py || exit 1; \
-	  $(DEVCLUSTER) python --lane $$lane -- bench/image_cache.py || exit 1; done
+	  $(DEVCLUSTER) python --lane $$lane -- bench/image_cache.py || exit 1; \
+	  $(DEVCLUSTER) python --lane $$lane -- bench/startup.py || exit 1; done
 	$(VENV)/bin/python bench/run.py --combine
 	$(VENV)/bin/python bench/run.py --readme
 
