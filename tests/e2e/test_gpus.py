@@ -77,6 +77,18 @@ def test_docker_gpus_become_the_request(gpu_node, gpus, count):
     assert len(ids) == count and ids == variables and driver == "driver", (ids, variables, driver)
 
 
+def test_rootless_podman_gets_its_devices_too(gpu_node):
+    """An ordinary user's podman: the same stub on the login node, the same node spec, applied by
+    `scrun cdi-run` as that user."""
+    user = cluster_tool("users").ROOTLESS_USER
+    proc = subprocess.run(["runuser", "-u", user, "--", "env", "-C", "/tmp", "podman", "--runtime", "scrun", "run",
+                           "--rm", "--network", "none", "-e", f"SCRUN_PARTITION={slurmconf.ISOLATED_PARTITION}",
+                           *devices("0", "1"), IMAGE, "sh", "-c", REPORT],
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    ids, variables, driver = seen(proc)
+    assert ids == variables == ["0", "1"] and driver == "driver", (ids, variables, driver)
+
+
 def test_without_a_device_the_container_sees_none(gpu_node):
     assert seen(podman_run()) == ([], [], "no-driver")
 

@@ -125,7 +125,8 @@ def test_prune_spares_the_entry_a_container_runs_from_and_removes_it_after(fresh
     key = entries()[0]
     listed = subprocess.run(["scrun", "cache", "--format", "json"], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
-    assert [(e["image"], e["in_use"]) for e in json.loads(listed.stdout)] == [(key, True)]
+    # the key is the layers' digest; the name is the engine's (provenance), shown beside it
+    assert [(e["image"], e["in_use"], e["name"]) for e in json.loads(listed.stdout)] == [(key, True, IMAGE)]
     pruned = subprocess.run(["scrun", "cache", "prune"], capture_output=True, text=True, timeout=60)
     assert (pruned.returncode, pruned.stdout) == (0, ""), pruned.stderr
     assert entries() == [key], "an entry in use was pruned"

@@ -6,7 +6,7 @@ import pytest
 
 from scrun.cli.cache import parse_size
 from scrun.errors import UsageError
-from scrun.store.imagecache import ImageCacheError, ensure_entry, list_entries, prune
+from scrun.store.imagecache import ImageCacheError, ensure_entry, list_entries, note_image, prune
 
 pytestmark = pytest.mark.unit
 
@@ -109,3 +109,16 @@ def test_sizes(text, value):
 def test_a_bad_size_is_a_usage_error():
     with pytest.raises(UsageError, match="--keep 'lots'"):
         parse_size("lots")
+
+
+def test_an_entry_shows_the_name_the_engine_last_gave_its_image(tmp_path):
+    copy, _ = filler()
+    rootfs, _, fd = ensure_entry(str(tmp_path), "alice", "k1", copy, print)
+    assert [e.image for e in list_entries(str(tmp_path), "alice")] == [""], "no name known yet"
+    note_image(rootfs, "localhost/debian-python:latest")
+    note_image(rootfs, "")  # a container whose engine said nothing keeps the name
+    assert [e.image for e in list_entries(str(tmp_path), "alice")] == ["localhost/debian-python:latest"]
+    note_image(rootfs, "localhost/other:1")
+    assert [e.image for e in list_entries(str(tmp_path), "alice")] == ["localhost/other:1"]
+    os.close(fd)
+    assert [e.key for e in prune(str(tmp_path), "alice")] == ["k1"] and not os.path.exists(os.path.dirname(rootfs))

@@ -27,6 +27,7 @@ class CachedRoot:
         self.entry: str | None = None  # the cached rootfs the container runs from
         self._hold: int | None = None  # its lock, held shared while the container runs
         self.copied = 0  # bytes copied into a new entry (0: it was there)
+        self.image = ""  # the engine's name of the image (anchor.provenance), shown by `scrun cache`
 
     def attach(self, config: dict, rootfs: str, upper_base: str,
                copy: Callable[[str, str], int | None]) -> list[dict] | None:
@@ -54,6 +55,9 @@ class CachedRoot:
             self.copied = copy(rootfs, dest) or 0
 
         self.entry, made, self._hold = ensure_entry(self.cache_dir, self.user, key, fill, self.progress)
+        from scrun.store.imagecache import note_image
+
+        note_image(self.entry, self.image)
         if made and self.size_bound is not None:
             from scrun.store.imagecache import prune
 

@@ -153,6 +153,7 @@ class Container:
             self.lua_cache = CachedRoot(self.req.image_cache, self.req.image_cache_size,
                                         self.script_env.get("SCRUN_USER", str(self.identity.real_uid)),
                                         lambda msg: self.notify_create("progress", msg=msg))
+            self.lua_cache.image = self.record.image
         try:
             with open(config_file, encoding="utf-8") as fh:
                 config = json.load(fh)
@@ -202,6 +203,8 @@ class Container:
                                         lambda msg: self.notify_create("progress", msg=msg),
                                         image_cache=self.req.image_cache if cacheable else None,
                                         image_cache_size=self.req.image_cache_size)
+            if self.hooks.cache is not None:
+                self.hooks.cache.image = self.record.image
             return
         from scrun.lua.host import LuaHooks  # only when the site has a scrun.lua
 

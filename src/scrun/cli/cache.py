@@ -39,15 +39,16 @@ def run(settings, args) -> int:
                           f"next to {settings.slurm_conf}")
     user = _user_name(settings.identity.real_uid)
     entries = prune(cache, user, keep) if args.action == "prune" else list_entries(cache, user)
-    docs = [{"image": e.key, "bytes": e.size, "last_used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.last_used)),
-             "in_use": e.in_use} for e in entries]
+    docs = [{"image": e.key, "name": e.image, "bytes": e.size,
+             "last_used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.last_used)), "in_use": e.in_use} for e in entries]
     if args.format == "json":
         print_json(docs)
         return 0
     if args.action == "prune":
         print_text("".join(f"removed {d['image']} ({d['bytes']} bytes)\n" for d in docs))
         return 0
-    lines = [f"{'IMAGE':<34}{'BYTES':>14}  {'LAST USED':<22}IN USE\n"]
-    lines += [f"{d['image']:<34}{d['bytes']:>14}  {d['last_used']:<22}{'yes' if d['in_use'] else 'no'}\n" for d in docs]
+    lines = [f"{'IMAGE':<34}{'BYTES':>14}  {'LAST USED':<22}{'IN USE':<8}NAME\n"]
+    lines += [f"{d['image']:<34}{d['bytes']:>14}  {d['last_used']:<22}{'yes' if d['in_use'] else 'no':<8}{d['name'] or '-'}\n"
+              for d in docs]
     print_text("".join(lines))
     return 0

@@ -34,8 +34,9 @@ class ImageCacheError(ScrunError):
     """The cache directory is not usable (not ours, not private): create fails with this."""
 
 
-class Entry(namedtuple("Entry", "key size last_used in_use")):
-    """One cached image: its key, bytes on disk, last use (Unix time), whether a container runs from it."""
+class Entry(namedtuple("Entry", "key size last_used in_use image", defaults=("",))):
+    """One cached image: its key, bytes on disk, last use (Unix time), whether a container runs
+    from it, and the name the engine last gave it ("" when unknown)."""
 
     __slots__ = ()
 
@@ -102,6 +103,30 @@ def ensure_entry(cache_dir: str, user: str, key: str, copy: Callable[[str], None
         raise
 
 
+IMAGE_NAME = "image"  # beside the entry's rootfs/: the engine's name for it, last seen
+
+
+def note_image(entry_rootfs: str, image: str) -> None:
+    """Remember the engine's name of the image an entry holds (the key is its layers' digest)."""
+    path = os.path.join(os.path.dirname(entry_rootfs), IMAGE_NAME)
+    if not image or _image_name(os.path.dirname(entry_rootfs)) == image:
+        return
+    tmp = f"{path}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(image[:200])
+    os.replace(tmp, path)
+
+
+def _image_name(entry: str) -> str:
+    try:
+        fd = os.open(os.path.join(entry, IMAGE_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(fd) as fh:
+        return fh.read(200).strip()
+
+
 def list_entries(cache_dir: str, user: str) -> list[Entry]:
     """The user's entries, least recently used first."""
     base = user_dir(cache_dir, user, make=False)
@@ -109,7 +134,7 @@ def list_entries(cache_dir: str, user: str) -> list[Entry]:
     for key in _keys(base):
         entry = os.path.join(base, key)
         in_use = not _try_exclusive(os.path.join(base, f"{key}.lock"), lambda: None)
-        out.append(Entry(key, _size(entry), os.lstat(entry).st_mtime, in_use))
+        out.append(Entry(key, _size(entry), os.lstat(entry).st_mtime, in_use, _image_name(entry)))
     return sorted(out, key=lambda e: e.last_used)
 
 
