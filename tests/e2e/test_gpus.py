@@ -80,6 +80,10 @@ def test_docker_gpus_become_the_request(gpu_node, gpus, count):
 def test_rootless_podman_gets_its_devices_too(gpu_node):
     """An ordinary user's podman: the same stub on the login node, the same node spec, applied by
     `scrun cdi-run` as that user."""
+    version = subprocess.run(["srun", "--version"], capture_output=True, text=True).stdout.split()[-1]
+    if tuple(int(n) for n in version.split(".")[:2]) < (23, 2):
+        pytest.xfail("Slurm 22.05: the node's crun fails `unshare CLONE_NEWNS: Operation not permitted` for rootless "
+                     "podman's config once it carries devices; rootless without devices runs (test_rootless.py)")
     user = cluster_tool("users").ROOTLESS_USER
     proc = subprocess.run(["runuser", "-u", user, "--", "env", "-C", "/tmp", "podman", "--runtime", "scrun", "run",
                            "--rm", "--network", "none", "-e", f"SCRUN_PARTITION={slurmconf.ISOLATED_PARTITION}",

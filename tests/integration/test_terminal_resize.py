@@ -89,6 +89,27 @@ def test_resizes_during_start_do_not_cost_the_later_ones(slurm_cluster, scrun, m
         scrun("delete", "--force", cid)
 
 
+def test_a_console_the_engine_sizes_only_as_start_runs_has_that_size_at_once(slurm_cluster, scrun, make_bundle,
+                                                                           tmp_path):
+    """podman 5 writes no consoleSize and sizes the console as it calls start: the container's
+    first command must see that size, not 0x0 (start waits for it, up to console.FIRST_SIZE_WAIT)."""
+    bundle = make_bundle(["sh", "-c", "echo SIZE:$(stty size 2>&1)"], terminal=True)
+    cid, master = _create_with_console(scrun, bundle, tmp_path)
+    try:
+        start = subprocess.Popen([sys.executable, "-m", "scrun", "--root", str(scrun.root), "start", cid],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.8)  # later than a launch without waiting would take
+        _resize(master, 31, 91)  # once, as podman does
+        assert start.wait(60) == 0, start.stderr.read()
+        screen = _read_until(master, b"SIZE:", 60) + _read_until(master, b"\n", 5)
+        log = (scrun.root / cid / "anchor.log").read_text()
+        assert b"SIZE:31 91" in screen, f"the container saw {screen[-200:]!r}; the anchor's log:\n{log}"
+        assert scrun.wait_stopped(cid)["exit_code"] == 0
+    finally:
+        os.close(master)
+        scrun("delete", "--force", cid)
+
+
 def test_closing_the_console_hangs_the_container_up(slurm_cluster, scrun, make_bundle, tmp_path):
     # As a terminal's hangup ends its session: the engine gone, nothing can reach the container.
     bundle = make_bundle(["sleep", "300"], terminal=True)

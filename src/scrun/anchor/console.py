@@ -15,6 +15,11 @@ import signal
 # container's own pty from consoleSize (seen: a resize made as start returned never arrived).
 # A repeat with an unchanged size changes nothing.
 RESIZE_REPEATS = (0.0, 0.1, 1.0, 3.0)
+# podman 5 leaves consoleSize out of config.json and sizes the console only as it calls start.
+# A step launched before that got a 0x0 terminal whenever crun missed every later SIGWINCH (seen
+# on 26.05 under load: `stty size` said "standard input"). So a launch waits, at most this long,
+# for the engine to size the console, and the node's config then carries the size.
+FIRST_SIZE_WAIT = 1.0
 
 
 class Console:
@@ -42,6 +47,22 @@ class Console:
         # With a terminal the container's stdio is the pty, never create's: keeping create's
         # stdout would hold containerd's shim, which reads it to EOF before it calls start.
         self.close_stdio()
+
+    async def _console_size(self) -> tuple[int, int] | None:
+        """The console's size for the step's launch; None if the engine has not sized it within
+        FIRST_SIZE_WAIT (a later resize still reaches srun, as before)."""
+        from scrun.anchor.terminal import get_size
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FIRST_SIZE_WAIT
+        while True:
+            rows, cols = get_size(self.pty_slave)
+            if rows and cols:
+                return rows, cols
+            if loop.time() >= deadline:
+                self.log.debug("the engine did not size the console within %ss: launching without a size", FIRST_SIZE_WAIT)
+                return None
+            await asyncio.sleep(0.02)
 
     def _resizes_may_pass(self, loop: asyncio.AbstractEventLoop) -> None:
         for delay in RESIZE_REPEATS:

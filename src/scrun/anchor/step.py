@@ -49,11 +49,8 @@ class StepControl:
         await self._version_known()
         size: tuple[int, int] | None = None
         if self.pty_slave is not None:
-            from scrun.anchor.terminal import get_size
-
             self.resized_since_launch = False  # srun reads the size as it is now
-            rows, cols = get_size(self.pty_slave)
-            size = (rows, cols) if rows and cols else None
+            size = await self._console_size()
         config = self._bundle_config()  # read once for both: start is on the engine's critical path
         step_args, caller_prolog = slurm_argv.split_task_prolog(self.req.step_args)
         bundle, self.guard = self._node_bundle(size, config, then_run=caller_prolog, cdi_devices=await self._cdi_devices())
