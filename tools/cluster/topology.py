@@ -69,6 +69,7 @@ for u in root $users; do
     id -u "$u" >/dev/null 2>&1 || { echo "node-init: no user $u (make the users first)" >&2; exit 1; }
     install -d -m 0700 -o "$u" -g "$(id -gn "$u")" "/run/crun-slurm/$u"
 done
+touch /run/node-ready  # its own /run, /tmp … are in place (_in_node waits for this)
 exec python3 -c "$REAPER" slurmd -D -N "$node"
 """
 
@@ -149,6 +150,14 @@ def _in_node(node: str, script: str, *args: str) -> None:
     inits = _children(unshare) if unshare else []
     if not inits:
         raise RuntimeError(f"node {node} is not running: start it (tools/cluster/topology.py)")
+    # Until NODE_INIT has mounted the node's own /run, its mount namespace still shows the login
+    # node's: a file written then lands on the login node (CI once found the node's CDI spec in
+    # the host's /run/cdi, when Slurm called a node "idle*" that had not started yet).
+    ready, deadline = f"/proc/{inits[0]}/root/run/node-ready", time.monotonic() + 30
+    while not os.path.exists(ready):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"node {node} did not finish setting up its namespaces within 30 s")
+        time.sleep(0.05)
     proc = subprocess.run(["nsenter", "-t", str(inits[0]), "-m", "-p", "--", "sh", "-c", script, "node", *args],
                           timeout=60, capture_output=True, text=True)
     if proc.returncode != 0:  # say what failed in there: mount's and cp's own words
@@ -171,10 +180,13 @@ def restore_oci_conf(node: str) -> None:
              "umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; test -e /etc/slurm/oci.conf")
 
 
-def node_state(node: str) -> str:
+def node_state(node: str, responding: bool = False) -> str:
+    """sinfo's state of the node; with `responding`, a node slurmctld does not hear ("idle*") is ""."""
     out = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%T"], capture_output=True, text=True,
                          timeout=30).stdout.split()
-    return out[0].rstrip("*") if out else ""
+    if not out or (responding and out[0].endswith("*")):
+        return ""
+    return out[0].rstrip("*")
 
 
 def launch(node: str, users: tuple[str, ...] | list[str]) -> None:
@@ -199,11 +211,12 @@ def launch(node: str, users: tuple[str, ...] | list[str]) -> None:
 
 
 def start(users: tuple[str, ...], node: str = conf.ISOLATED_NODE, timeout: float = 60) -> None:
-    """Start the node (if it is not running) and wait until Slurm says it is idle."""
+    """Start the node (if it is not running) and wait until Slurm says it is idle and responding
+    ("idle*" is a node slurmctld has not heard from yet)."""
     launch(node, users)
     subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True, timeout=30)
     deadline = time.monotonic() + timeout
-    while node_state(node) not in ("idle", "mixed", "allocated"):
+    while node_state(node, responding=True) not in ("idle", "mixed", "allocated"):
         if time.monotonic() > deadline or running(node) is None:
             log = logfile(node)
             tail = pathlib.Path(log).read_text()[-2000:] if os.path.exists(log) else ""
