@@ -6,45 +6,37 @@ record another user planted beside a bundle is not believed, and the image is "u
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import os
-import stat
 
 from scrun.core import provenance
+from scrun.store.owned import read_owned_json
 
 _MAX_BYTES = 64 << 20  # containers.json of thousands of containers is a few MiB
 
 
-def read_owned_json(path: str) -> object:
-    """`path`'s JSON if the caller owns it (and its directory) and nobody else may write either;
-    None otherwise, or when it cannot be read."""
+def read_record(path: str) -> object:
+    """`path`'s JSON if the caller owns it and its directory and nobody else may write either."""
+    uid = os.geteuid()
     try:
         parent = os.stat(os.path.dirname(path))
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        uid = os.geteuid()
-        if not stat.S_ISREG(st.st_mode) or any(s.st_uid != uid or s.st_mode & 0o022 for s in (st, parent)):
-            return None
-        with contextlib.suppress(OSError, ValueError):
-            return json.loads(fh.read(_MAX_BYTES))
-    return None
+    if parent.st_uid != uid or parent.st_mode & 0o022:
+        return None
+    return read_owned_json(path, uid, _MAX_BYTES)
 
 
 def image_of(engine: str, record: str, container_id: str) -> tuple[str, str]:
     """(image, digest) of the container from its engine's record; ("", "") when unknown."""
     if engine == "podman":
-        image_id = provenance.podman_image_id(read_owned_json(record), container_id)
+        image_id = provenance.podman_image_id(read_record(record), container_id)
         if not image_id:
             return "", ""
-        name, digest = provenance.podman_image(read_owned_json(provenance.podman_images_file(record)), image_id)
+        name, digest = provenance.podman_image(read_record(provenance.podman_images_file(record)), image_id)
         return name, digest
     if engine == "docker":
-        return provenance.docker_image(read_owned_json(record))
+        return provenance.docker_image(read_record(record))
     return "", ""
 
 

@@ -18,6 +18,7 @@ import stat
 import sys
 
 from scrun.core import cdi
+from scrun.store.owned import read_owned_json
 
 SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")  # CDI's defaults; the later wins for the same kind
 USAGE = "usage: scrun cdi-run NODE -- RUNTIME [ARGS…] run [--bundle DIR] … ID"
@@ -82,19 +83,9 @@ def load_specs(dirs: tuple[str, ...]) -> list[object]:
         for name in names:
             if not name.endswith(".json"):
                 continue
-            path = os.path.join(directory, name)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                continue
-            with os.fdopen(fd, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
-                    continue
-                try:
-                    specs.append(json.loads(fh.read(1 << 20)))
-                except ValueError:
-                    continue
+            spec = read_owned_json(os.path.join(directory, name), 0, 1 << 20)
+            if spec is not None:
+                specs.append(spec)
     return specs
 
 
