@@ -108,14 +108,11 @@ IMAGE_NAME = "image"  # beside the entry's rootfs/: the engine's name for it, la
 
 def note_image(entry_rootfs: str, image: str) -> None:
     """Remember the engine's name of the image an entry holds (the key is its layers' digest)."""
-    path = os.path.join(os.path.dirname(entry_rootfs), IMAGE_NAME)
-    if not image or _image_name(os.path.dirname(entry_rootfs)) == image:
-        return
-    tmp = f"{path}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(image[:200])
-    os.replace(tmp, path)
+    from scrun.store.records import write_text_atomic
+
+    entry = os.path.dirname(entry_rootfs)
+    if image and _image_name(entry) != image:
+        write_text_atomic(os.path.join(entry, IMAGE_NAME), image[:200])
 
 
 def _image_name(entry: str) -> str:
