@@ -57,7 +57,13 @@ def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
         out, root_path = dict(config), node_root_path
     hooks = config.get("hooks")
     if isinstance(hooks, dict):
-        kept = {stage: [h for h in entries if not _names_a_host_process(h)]
+        from scrun.core.cdi import is_nvidia_hook
+
+        # docker's --gpus is NVIDIA's hook: on the login node a stub; the node's CDI spec stands for it.
+        def dropped(hook: object) -> bool:
+            return _names_a_host_process(hook) or (cdi_devices is not None and is_nvidia_hook(hook))
+
+        kept = {stage: [h for h in entries if not dropped(h)]
                 for stage, entries in hooks.items() if isinstance(entries, list)}
         if any(len(kept[stage]) != len(hooks[stage]) for stage in kept):
             out = dict(config)
@@ -77,18 +83,13 @@ def node_config(config: dict, *, slurm_version: tuple[int, ...], root_path: str,
         out = dict(out or config)
         out["process"] = {**process, "consoleSize": {"height": terminal_size[0], "width": terminal_size[1]}}
     if cdi_devices is not None:
-        from scrun.core.cdi import NODE_ANNOTATION, is_nvidia_hook, without_markers
+        from scrun.core.cdi import NODE_ANNOTATION, without_markers
 
         out = dict(out or config)
         process = out.get("process") if isinstance(out.get("process"), dict) else {}
         out["process"] = {**process, "env": without_markers(list(process.get("env") or []))}
         annotations = out.get("annotations") if isinstance(out.get("annotations"), dict) else {}
         out["annotations"] = {**annotations, NODE_ANNOTATION: cdi_devices}
-        hooks = out.get("hooks") if isinstance(out.get("hooks"), dict) else {}
-        if any(is_nvidia_hook(h) for entries in hooks.values() if isinstance(entries, list) for h in entries):
-            # docker's --gpus: the login node's stub; the node's CDI spec stands for it
-            out["hooks"] = {stage: [h for h in entries if not is_nvidia_hook(h)]
-                            for stage, entries in hooks.items() if isinstance(entries, list)}
     if out is not None:
         out["root"] = {**config.get("root", {}), "path": root_path}
     return out
