@@ -155,6 +155,15 @@ def parse_job_info(text: str) -> dict[int, JobInfo]:
 _BRACKETS = re.compile(r"^([^\[\]]*)\[([^\[\]]+)\]([^\[\]]*)$")
 
 
+def _expand_ranges(text: str) -> list[str]:
+    """Slurm's `0-1,3` (a hostlist's brackets, a GRES's IDX) as its numbers; `01-02` keeps the padding."""
+    out = []
+    for piece in text.split(","):
+        low, _, high = piece.partition("-")
+        out += [f"{n:0{len(low)}d}" for n in range(int(low), int(high or low) + 1)]
+    return out
+
+
 def expand_hostlist(text: str) -> list[str]:
     """Slurm's `n[1-3,5],login` as names (one bracket group per name; zero padding kept)."""
     out: list[str] = []
@@ -165,11 +174,7 @@ def expand_hostlist(text: str) -> list[str]:
                 out.append(part)
             continue
         head, ranges, tail = match.groups()
-        for piece in ranges.split(","):
-            low, _, high = piece.partition("-")
-            width = len(low)
-            for n in range(int(low), int(high or low) + 1):
-                out.append(f"{head}{n:0{width}d}{tail}")
+        out += [f"{head}{n}{tail}" for n in _expand_ranges(ranges)]
     return out
 
 
@@ -184,9 +189,7 @@ def parse_gres_ids(text: str) -> dict[str, dict[str, list[str]]]:
     for nodes, gres in _NODE_GRES.findall(text):
         ids: dict[str, list[str]] = {}
         for name, idx in _GRES_ITEM.findall(gres):
-            for piece in idx.split(","):
-                low, _, high = piece.partition("-")
-                ids.setdefault(name, []).extend(str(i) for i in range(int(low), int(high or low) + 1))
+            ids.setdefault(name, []).extend(_expand_ranges(idx))
         for node in expand_hostlist(nodes):
             out[node] = ids
     return out
