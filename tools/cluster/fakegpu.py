@@ -62,18 +62,14 @@ def node_oci_conf(scrun: str) -> str:
 
 def give(node: str, scrun: str) -> None:
     """The node gets its spec and its cdi-run oci.conf (a copy of /etc/slurm bound over it)."""
-    from cluster.topology import _in_node
+    from cluster.topology import bind_conf_copy
 
-    oci = node_oci_conf(scrun)
-    take_back(node)  # a copy bound already (a test run cut short) would be copied into itself
-    _in_node(node, 'd=/run/etc-slurm-gpu; rm -rf "$d" && mkdir -p "$d" /run/cdi && cp -R /etc/slurm/. "$d" '
-             '&& printf %s "$1" > "$d/oci.conf" && printf %s "$2" > ' + NODE_SPEC + ' && printf %s "$3" > ' +
-             NVIDIA_NODE_SPEC + ' && chmod 644 /run/cdi/*.json && mount --bind "$d" /etc/slurm',
-             oci, node_spec(), node_spec(NVIDIA_KIND))
+    bind_conf_copy(node, "gpu", f'printf %s "$1" > "$d/oci.conf" && mkdir -p /run/cdi && printf %s "$2" > {NODE_SPEC} '
+                   f'&& printf %s "$3" > {NVIDIA_NODE_SPEC} && chmod 644 /run/cdi/*.json',
+                   node_oci_conf(scrun), node_spec(), node_spec(NVIDIA_KIND))
 
 
 def take_back(node: str) -> None:
-    from cluster.topology import _in_node
+    from cluster.topology import unbind_conf_copy
 
-    _in_node(node, "if grep -q '/etc-slurm-gpu /etc/slurm ' /proc/self/mountinfo; then "
-             "umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; rm -f " + NODE_SPEC + " " + NVIDIA_NODE_SPEC)
+    unbind_conf_copy(node, "gpu", f"rm -f {NODE_SPEC} {NVIDIA_NODE_SPEC}")

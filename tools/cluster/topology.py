@@ -108,14 +108,14 @@ def running(node: str) -> int | None:
     return pid if comm == "unshare" else None
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     try:
         return [int(c) for c in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
 
 
-def _comm(pid: int) -> str:
+def comm(pid: int) -> str:
     try:
         return pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
@@ -125,9 +125,9 @@ def _comm(pid: int) -> str:
 def slurmd_pid(node: str) -> int | None:
     """The node's slurmd as this pid namespace sees it (a child of the node's pid 1), if it runs."""
     unshare = running(node)
-    for init in _children(unshare) if unshare else []:
-        for pid in _children(init):
-            if _comm(pid) == "slurmd":
+    for init in children(unshare) if unshare else []:
+        for pid in children(init):
+            if comm(pid) == "slurmd":
                 return pid
     return None
 
@@ -136,7 +136,7 @@ def restart_slurmd(node: str) -> None:
     """Start slurmd again inside the running node (after it died): it daemonizes there, and the
     node's pid 1 adopts it. The caller waits for the node to answer."""
     unshare = running(node)
-    inits = _children(unshare) if unshare else []
+    inits = children(unshare) if unshare else []
     if not inits:
         raise RuntimeError(f"node {node} is not running: start it (tools/cluster/topology.py)")
     spool = f"{conf.LIB_DIR}/slurmd/{node}"
@@ -147,7 +147,7 @@ def restart_slurmd(node: str) -> None:
 
 def _in_node(node: str, script: str, *args: str) -> None:
     unshare = running(node)
-    inits = _children(unshare) if unshare else []
+    inits = children(unshare) if unshare else []
     if not inits:
         raise RuntimeError(f"node {node} is not running: start it (tools/cluster/topology.py)")
     # Until NODE_INIT has mounted the node's own /run, its mount namespace still shows the login
@@ -164,20 +164,32 @@ def _in_node(node: str, script: str, *args: str) -> None:
         raise RuntimeError(f"in node {node}: `{script}` exited {proc.returncode}: {proc.stderr.strip()[-1000:]}")
 
 
+def bind_conf_copy(node: str, tag: str, edit: str, *args: str) -> None:
+    """The node's /etc/slurm becomes a copy, /run/etc-slurm-<tag>, that the sh `edit` changes
+    (the copy is "$d"; args are $1 …) before it is bound over /etc/slurm."""
+    unbind_conf_copy(node, tag)  # a copy bound already (a test cut short) would be copied into itself
+    # cp -R, not -a: preserving permissions (ACLs) onto the node's tmpfs /run failed once in
+    # CI's 26.05 lane ("cp: preserving permissions … "); a root-owned 644/755 copy is all Slurm reads.
+    _in_node(node, f'd=/run/etc-slurm-{tag}; rm -rf "$d" && mkdir -p "$d" && cp -R /etc/slurm/. "$d" && {edit} '
+             '&& mount --bind "$d" /etc/slurm', *args)
+
+
+def unbind_conf_copy(node: str, tag: str, then: str = "true") -> None:
+    """The node's own /etc/slurm again, then the sh `then`."""
+    # Lazily if busy: a slurmstepd still ending the last step may hold a file of the copy open;
+    # new lookups see the node's own /etc/slurm at once either way.
+    _in_node(node, f"if grep -q '/etc-slurm-{tag} /etc/slurm ' /proc/self/mountinfo; then "
+             f"umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; {then}")
+
+
 def hide_oci_conf(node: str) -> None:
     """The node's /etc/slurm becomes a copy without oci.conf: its slurmstepd then ignores
     --container and runs a step's command on the node itself (a misconfigured node)."""
-    # cp -R, not -a: preserving permissions (ACLs) onto the node's tmpfs /run failed once in
-    # CI's 26.05 lane ("cp: preserving permissions … "); a root-owned 644/755 copy is all Slurm reads.
-    _in_node(node, 'd=/run/etc-slurm-no-oci; rm -rf "$d" && mkdir -p "$d" && cp -R /etc/slurm/. "$d" '
-             '&& rm -f "$d/oci.conf" && mount --bind "$d" /etc/slurm')
+    bind_conf_copy(node, "no-oci", 'rm -f "$d/oci.conf"')
 
 
 def restore_oci_conf(node: str) -> None:
-    # Lazily if busy: a slurmstepd still ending the last step may hold a file of the copy open;
-    # new lookups see the node's own /etc/slurm at once either way.
-    _in_node(node, "if grep -q '/etc-slurm-no-oci /etc/slurm ' /proc/self/mountinfo; then "
-             "umount /etc/slurm 2>/dev/null || umount -l /etc/slurm; fi; test -e /etc/slurm/oci.conf")
+    unbind_conf_copy(node, "no-oci", "test -e /etc/slurm/oci.conf")
 
 
 def node_state(node: str, responding: bool = False) -> str:
