@@ -32,6 +32,9 @@ import uuid
 
 from soak import IMAGE, LANE, REPO, in_our_pid_namespace, our_processes, sdiag_total, sh
 
+sys.path.insert(0, str(REPO / "tools"))
+from cluster.topology import children  # noqa: E402  (a process's children, as the cluster tool reads them)
+
 WORKERS = 8          # podman runs at once: a login node's users start containers in parallel
 RUN_TIMEOUT = 600    # a container waits for its allocation like any job: generous under 300 at once
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -44,14 +47,6 @@ def podman_argv(user: str, runtime: str, *args: str) -> list[str]:
         return argv
     uid = pwd.getpwnam(user).pw_uid
     return ["runuser", "-u", user, "--", "env", "-C", "/tmp", f"XDG_RUNTIME_DIR=/run/user/{uid}", *argv]
-
-
-def children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        return []
 
 
 def tree(pid: int) -> list[int]:

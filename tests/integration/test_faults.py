@@ -22,20 +22,8 @@ STOP_BOUND = 30     # seconds from the fault to `stopped` with an exit code
 GONE_BOUND = 30     # seconds from delete to no job and no process
 
 
-def children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        return []
-
-
-def comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
+# A process's children and name, as the cluster tool reads them.
+children, comm = cluster_tool("topology").children, cluster_tool("topology").comm
 
 
 def child_named(pid: int, name: str) -> int:
