@@ -64,13 +64,25 @@ def _read_until(master: int, needle: bytes, timeout: float) -> bytes:
     return seen
 
 
+def _start_in_background(scrun, cid: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "scrun", "--root", str(scrun.root), "start", cid],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _printed_size(scrun, cid: str, master: int, expected: bytes) -> None:
+    """The container printed `SIZE:<expected>`; else what it saw, and the anchor's log."""
+    screen = _read_until(master, b"SIZE:", 60) + _read_until(master, b"\n", 5)
+    log = (scrun.root / cid / "anchor.log").read_text()
+    assert b"SIZE:" + expected in screen, f"the container saw {screen[-200:]!r}, not {expected!r}; the anchor's log:\n{log}"
+    assert scrun.wait_stopped(cid)["exit_code"] == 0
+
+
 def test_resizes_during_start_do_not_cost_the_later_ones(slurm_cluster, scrun, make_bundle, tmp_path):
     # The container prints its size after the test's last resize has been made.
     bundle = make_bundle(["sh", "-c", "sleep 4; echo SIZE:$(stty size)"], terminal=True)
     cid, master = _create_with_console(scrun, bundle, tmp_path)
     try:
-        start = subprocess.Popen([sys.executable, "-m", "scrun", "--root", str(scrun.root), "start", cid],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        start = _start_in_background(scrun, cid)
         # Resizes all through start, as a busy engine makes them: some land while srun still
         # waits for the node's pty connection.
         flip = 0
@@ -80,10 +92,7 @@ def test_resizes_during_start_do_not_cost_the_later_ones(slurm_cluster, scrun, m
             time.sleep(0.005)
         assert start.returncode == 0, start.stderr
         _resize(master, 33, 77)  # at once: the node's runtime may still be setting up
-        screen = _read_until(master, b"SIZE:", 60) + _read_until(master, b"\n", 5)
-        log = (scrun.root / cid / "anchor.log").read_text()
-        assert b"SIZE:33 77" in screen, f"the container saw {screen[-200:]!r}, not the last size 33x77; the anchor's log:\n{log}"
-        assert scrun.wait_stopped(cid)["exit_code"] == 0
+        _printed_size(scrun, cid, master, b"33 77")  # the last size
     finally:
         os.close(master)
         scrun("delete", "--force", cid)
@@ -96,15 +105,11 @@ def test_a_console_the_engine_sizes_only_as_start_runs_has_that_size_at_once(slu
     bundle = make_bundle(["sh", "-c", "echo SIZE:$(stty size 2>&1)"], terminal=True)
     cid, master = _create_with_console(scrun, bundle, tmp_path)
     try:
-        start = subprocess.Popen([sys.executable, "-m", "scrun", "--root", str(scrun.root), "start", cid],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        start = _start_in_background(scrun, cid)
         time.sleep(0.8)  # later than a launch without waiting would take
         _resize(master, 31, 91)  # once, as podman does
         assert start.wait(60) == 0, start.stderr.read()
-        screen = _read_until(master, b"SIZE:", 60) + _read_until(master, b"\n", 5)
-        log = (scrun.root / cid / "anchor.log").read_text()
-        assert b"SIZE:31 91" in screen, f"the container saw {screen[-200:]!r}; the anchor's log:\n{log}"
-        assert scrun.wait_stopped(cid)["exit_code"] == 0
+        _printed_size(scrun, cid, master, b"31 91")
     finally:
         os.close(master)
         scrun("delete", "--force", cid)
