@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-BLOCK = re.compile(r"^```sh doctest\n(.*?)^```", re.MULTILINE | re.DOTALL)
+BLOCK = re.compile(r"^ *```sh doctest\n(.*?)^ *```", re.MULTILINE | re.DOTALL)
 
 
 def commands() -> list[tuple[str, str]]:
