@@ -1,4 +1,4 @@
-"""Logging: Slurm's level names on top of the standard logging module, text or JSON sinks.
+"""Logging: Slurm's level names, text or JSON sinks, without the logging module (Logger says why).
 
 Levels (Slurm's): quiet, fatal, error, info, verbose, debug, debug2 … debug5. Three sinks with
 their own level: stderr (default info), the --log file (text, or JSON lines with the keys
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import sys
 import time
 from collections import namedtuple
+from _thread import allocate_lock
 from collections.abc import Mapping
 
 from scrun.errors import ConfigError
@@ -91,20 +91,82 @@ def log_config_from(env: Mapping[str, str], *, verbose: int = 0, debug: bool = F
     return LogConfig(stderr, file, syslog, log_file, fmt)
 
 
-class _TextFormatter(logging.Formatter):
-    def __init__(self, prog: str, with_time: bool):
-        super().__init__()
-        self.prog = prog
-        self.with_time = with_time
+class _Sink(namedtuple("_Sink", "level emit closer")):
+    """Where lines of `level` and above go: `emit(level, msg, when)`; `closer` closes what it opened."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        name = _PY_TO_NAME.get(record.levelno, record.levelname.lower())
+    __slots__ = ()
+
+
+class Logger:
+    """The `scrun` logger: a level, a few sinks, and the standard library's method names.
+
+    Not the `logging` module: importing it costs every anchor 1.2 MiB (Python 3.11) to 3.1 MiB
+    (3.14, where it pulls in traceback, _colorize and dataclasses) and create ~9 ms on 3.14, for
+    three sinks that each write one line (bench/scale.py, tests/unit/test_import_cost.py)."""
+
+    def __init__(self) -> None:
+        self.sinks: list[_Sink] = []
+        self.level = 100  # nothing passes until setup_logging
+        self._lock = allocate_lock()  # the anchor logs from its import thread too
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802  (logging's name: call sites read the same)
+        return level >= self.level
+
+    def log(self, level: int, msg: str, *args: object, exc_info: bool = False) -> None:
+        if level < self.level:
+            return
+        text = msg % args if args else msg
+        if exc_info:
+            import traceback  # only for a bug's report
+
+            text = f"{text}\n{traceback.format_exc().rstrip()}"
+        when = time.time()
+        with self._lock:
+            for sink in self.sinks:
+                if level >= sink.level:
+                    try:
+                        sink.emit(level, text, when)
+                    except (OSError, ValueError):  # a closed or broken sink must not break the caller
+                        pass
+
+    def debug(self, msg: str, *args: object, **kw: bool) -> None:
+        self.log(10, msg, *args, **kw)
+
+    def info(self, msg: str, *args: object, **kw: bool) -> None:
+        self.log(20, msg, *args, **kw)
+
+    def warning(self, msg: str, *args: object, **kw: bool) -> None:
+        self.log(30, msg, *args, **kw)
+
+    def error(self, msg: str, *args: object, **kw: bool) -> None:
+        self.log(40, msg, *args, **kw)
+
+    def close(self) -> None:
+        """Drop every sink, closing the files it opened (the forked anchor leaves create's)."""
+        with self._lock:
+            sinks, self.sinks, self.level = self.sinks, [], 100
+        for sink in sinks:
+            if sink.closer is not None:
+                try:
+                    sink.closer()
+                except OSError:
+                    pass
+
+
+def _text_format(prog: str, with_time: bool):
+    def fmt(level: int, msg: str, when: float) -> str:
+        name = _PY_TO_NAME.get(level, "debug")
         prefix = "" if name == "info" else f"{name}: "
-        msg = record.getMessage()
-        if self.with_time:
-            stamp = local_iso_time(time.time(), 3)
-            return f"[{stamp}] {prefix}{msg}"
-        return f"{self.prog}: {prefix}{msg}"
+        if with_time:
+            return f"[{local_iso_time(when, 3)}] {prefix}{msg}\n"
+        return f"{prog}: {prefix}{msg}\n"
+    return fmt
+
+
+def _json_format(level: int, msg: str, when: float) -> str:
+    """One object per line: {"level": …, "msg": …, "time": RFC3339} like runc's logrus output."""
+    name = _PY_TO_NAME.get(level, "debug")
+    return json.dumps({"level": _JSON_LEVEL.get(name, "debug"), "msg": msg, "time": local_iso_time(when, 6)}) + "\n"
 
 
 def local_iso_time(when: float, digits: int) -> str:
@@ -114,15 +176,6 @@ def local_iso_time(when: float, digits: int) -> str:
     offset = time.strftime("%z", moment)
     fraction = int(when * 10 ** digits) % 10 ** digits
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S', moment)}.{fraction:0{digits}d}{offset[:3]}:{offset[3:]}"
-
-
-class _JsonFormatter(logging.Formatter):
-    """One object per line: {"level": …, "msg": …, "time": RFC3339} like runc's logrus output."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        name = _PY_TO_NAME.get(record.levelno, "debug")
-        stamp = local_iso_time(record.created, 6)
-        return json.dumps({"level": _JSON_LEVEL.get(name, "debug"), "msg": record.getMessage(), "time": stamp})
 
 
 def open_log_file(path: str) -> int:
@@ -166,55 +219,59 @@ def _root_only_link(path: str) -> bool:
     return link.st_uid == 0 and parent.st_uid == 0 and not parent.st_mode & 0o022 and stat.S_ISLNK(link.st_mode)
 
 
-class _SafeFileHandler(logging.FileHandler):
-    """FileHandler whose file is opened by open_log_file."""
+def _stream_sink(level: int, stream, prog: str) -> _Sink:
+    fmt = _text_format(prog, with_time=False)
 
-    def __init__(self, path: str):
-        self._fd = open_log_file(path)
-        super().__init__(path, mode="a", encoding="utf-8", delay=True)
-        self.stream = self._open()
-
-    def _open(self):
-        fd, self._fd = self._fd, None
-        if fd is None:
-            fd = open_log_file(self.baseFilename)
-        return os.fdopen(fd, "a", encoding="utf-8")
+    def emit(lvl: int, msg: str, when: float) -> None:
+        stream.write(fmt(lvl, msg, when))
+        stream.flush()
+    return _Sink(level, emit, None)
 
 
-def setup_logging(config: LogConfig, *, stderr_stream=None) -> logging.Logger:
+def _file_sink(level: int, path: str, fmt) -> _Sink:
+    fd = open_log_file(path)
+
+    def emit(lvl: int, msg: str, when: float) -> None:
+        os.write(fd, fmt(lvl, msg, when).encode("utf-8", "backslashreplace"))  # O_APPEND: a line per write
+    return _Sink(level, emit, lambda: os.close(fd))
+
+
+_SYSLOG_PRIORITY = ((40, 3), (30, 4), (20, 6))  # error → LOG_ERR, warning, info; below: LOG_DEBUG
+
+
+def _syslog_sink(level: int, prog: str) -> _Sink:
+    import syslog
+
+    syslog.openlog(prog, syslog.LOG_PID, syslog.LOG_USER)
+
+    def emit(lvl: int, msg: str, when: float) -> None:
+        syslog.syslog(next((prio for lowest, prio in _SYSLOG_PRIORITY if lvl >= lowest), 7), msg)
+    return _Sink(level, emit, syslog.closelog)
+
+
+def setup_logging(config: LogConfig, *, stderr_stream=None) -> Logger:
     """Install the sinks of `config` on the `scrun` logger (replacing earlier ones)."""
-    logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.propagate = False
-    levels = []
+    logger = get_logger()
+    logger.close()
+    sinks = []
     if config.stderr_level > 0:
-        h = logging.StreamHandler(stderr_stream or sys.stderr)
-        h.setLevel(_PY_LEVEL[config.stderr_level])
-        h.setFormatter(_TextFormatter(config.prog, with_time=False))
-        logger.addHandler(h)
-        levels.append(_PY_LEVEL[config.stderr_level])
+        sinks.append(_stream_sink(_PY_LEVEL[config.stderr_level], stderr_stream or sys.stderr, config.prog))
     if config.log_file and config.file_level > 0:
-        fh = _SafeFileHandler(config.log_file)
-        fh.setLevel(_PY_LEVEL[config.file_level])
-        fh.setFormatter(_JsonFormatter() if config.log_format == "json" else _TextFormatter(config.prog, with_time=True))
-        logger.addHandler(fh)
-        levels.append(_PY_LEVEL[config.file_level])
+        fmt = _json_format if config.log_format == "json" else _text_format(config.prog, with_time=True)
+        sinks.append(_file_sink(_PY_LEVEL[config.file_level], config.log_file, fmt))
     if config.syslog_level > 0 and os.path.exists("/dev/log"):
-        from logging.handlers import SysLogHandler
-
-        sh = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_USER)
-        sh.setLevel(_PY_LEVEL[config.syslog_level])
-        sh.setFormatter(logging.Formatter(f"{config.prog}[%(process)d]: %(message)s"))
-        logger.addHandler(sh)
-        levels.append(_PY_LEVEL[config.syslog_level])
-    logger.setLevel(min(levels) if levels else 100)
+        sinks.append(_syslog_sink(_PY_LEVEL[config.syslog_level], config.prog))
+    with logger._lock:
+        logger.sinks = sinks
+        logger.level = min((sink.level for sink in sinks), default=100)
     return logger
 
 
-def get_logger() -> logging.Logger:
-    return logging.getLogger(LOGGER_NAME)
+_LOGGER = Logger()
+
+
+def get_logger() -> Logger:
+    return _LOGGER
 
 
 # Slurm-named helpers so call sites read like the man page's levels.

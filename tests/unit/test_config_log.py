@@ -1,7 +1,6 @@
 """Settings precedence, oci.conf/slurm.conf parsing with file:line, logging sinks and JSON lines."""
 import io
 import json
-import logging
 
 import pytest
 
@@ -11,7 +10,7 @@ from scrun.core.identity import Identity
 from scrun.config.defaults import resolve_slurm_conf
 from scrun.config.settings import build_settings, load_node_config, parse_oci_conf
 from scrun.errors import ConfigError
-from scrun.log import log_config_from, parse_level, setup_logging
+from scrun.log import DEBUG2, DEBUG3, VERBOSE, get_logger, log_config_from, parse_level, setup_logging
 
 pytestmark = pytest.mark.unit
 
@@ -115,15 +114,35 @@ def test_json_log_lines_have_level_msg_time(tmp_path):
     logger.error("bad %s", "thing")
     logger.info("hello")
     logger.debug("hidden")
-    for h in logger.handlers:
-        h.flush()
     docs = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert [(d["level"], d["msg"]) for d in docs] == [("error", "bad thing"), ("info", "hello")]
     assert all("T" in d["time"] and ("+" in d["time"] or "Z" in d["time"]) for d in docs)
     assert stream.getvalue() == "scrun: error: bad thing\nscrun: hello\n"
     setup_logging(log_config_from({"SCRUN_STDERR_DEBUG": "quiet"}), stderr_stream=stream)
-    logging.getLogger("scrun").error("not shown")
+    get_logger().error("not shown")
     assert "not shown" not in stream.getvalue()
+
+
+def test_log_levels_sinks_and_a_bug_report(tmp_path):
+    stream = io.StringIO()
+    text_log = tmp_path / "log.txt"
+    logger = setup_logging(log_config_from({"SCRUN_STDERR_DEBUG": "verbose", "SCRUN_FILE_DEBUG": "debug2"},
+                                           log_file=str(text_log)), stderr_stream=stream)
+    logger.log(VERBOSE, "seen %d", 1)
+    logger.debug("file only")
+    logger.log(DEBUG3, "nowhere")
+    assert logger.isEnabledFor(DEBUG2) and not logger.isEnabledFor(DEBUG3)
+    try:
+        raise KeyError("boom")
+    except KeyError:
+        logger.error("bug: %r", "x", exc_info=True)
+    assert stream.getvalue().startswith("scrun: verbose: seen 1\nscrun: error: bug: 'x'\nTraceback (most recent call last):")
+    lines = text_log.read_text().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines[:3]] == ["verbose: seen 1", "debug: file only", "error: bug: 'x'"]
+    assert lines[0].startswith("[") and "KeyError: 'boom'" in lines[-1]
+    logger.close()
+    logger.error("after close")
+    assert "after close" not in stream.getvalue() + text_log.read_text()
 
 
 def test_settings_object_is_frozen(tmp_path):

@@ -92,20 +92,20 @@ def test_hook_failures(tmp_path):
         hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
 
 
-def test_logging_goes_through_scrun_levels(tmp_path, caplog):
-    hooks = LuaHooks.load(script(tmp_path, 'slurm.log_info("n=%d", 5); slurm.log(0, "plain"); slurm.error("bad"); return 0'))
-    import logging
-    logger = logging.getLogger("scrun")
-    old_level, old_handlers, old_propagate = logger.level, list(logger.handlers), logger.propagate
-    logger.handlers, logger.propagate = [caplog.handler], False
-    logger.setLevel(1)
-    caplog.handler.setLevel(1)
+def test_logging_goes_through_scrun_levels(tmp_path):
+    import io
+
+    from scrun.log import get_logger, log_config_from, setup_logging
+
+    hooks = LuaHooks.load(script(tmp_path, 'slurm.log_info("n=%d", 5); slurm.log(0, "plain"); slurm.error("bad"); '
+                                 'slurm.log_debug("d"); return 0'))
+    stream = io.StringIO()
+    setup_logging(log_config_from({"SCRUN_STDERR_DEBUG": "info"}), stderr_stream=stream)
     try:
         hooks.stage_in("c", "/b", "/s", "/c", 1, 0, 0, [])
     finally:
-        logger.handlers, logger.level, logger.propagate = old_handlers, old_level, old_propagate
-    assert [r.getMessage() for r in caplog.records] == ["lua: n=5", "lua: plain", "lua: bad"]
-    assert caplog.records[2].levelno == logging.ERROR
+        get_logger().close()
+    assert stream.getvalue() == "scrun: lua: n=5\nscrun: lua: plain\nscrun: error: lua: bad\n"
 
 
 @pytest.mark.parametrize("body, words", [

@@ -32,15 +32,9 @@ def _close_inherited_logging() -> None:
     closed by _keep_only_fds and reused — salloc's pipes, the control socket's connections — and
     a debug line written, or a close at setup_logging, then hit those: with `--debug --log F`,
     create saw its anchor exit and delete read a reply with a log line after it."""
-    logging = sys.modules.get("logging")
-    if logging is None:
-        return
-    from scrun.log import LOGGER_NAME
-
-    logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    log = sys.modules.get("scrun.log")
+    if log is not None:
+        log.get_logger().close()
 
 
 def _keep_only_fds(*keep: int) -> None:
@@ -124,7 +118,6 @@ class _ServiceImport:
             # asyncio imports ssl for TLS transports the anchor never uses: skip that (~6 ms).
             sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
             import asyncio  # noqa: F401
-            import logging  # noqa: F401
 
             import scrun.anchor.service  # noqa: F401
         except BaseException as exc:  # re-raised in the main thread by join()
@@ -143,8 +136,6 @@ class _ServiceImport:
 
 def _run_service(request, ready_fd: int, stdio: tuple[int, int, int], early, importer: _ServiceImport) -> int:
     """Create the container (quickly, if salloc started early), then run it on asyncio."""
-    import logging
-
     from scrun.log import LogConfig, py_level, setup_logging
 
     logger = setup_logging(LogConfig(stderr_level=max(request.file_level, 4), file_level=request.file_level,
@@ -181,8 +172,8 @@ def _run_service(request, ready_fd: int, stdio: tuple[int, int, int], early, imp
         return 1
     finally:
         # Everything is released and recorded; os._exit follows (no interpreter teardown,
-        # which `delete` would otherwise wait for).
-        logging.shutdown()
+        # which `delete` would otherwise wait for). The log's sinks write each line through.
+        logger.close()
 
 
 def _wait_for_go(go_fd: int) -> tuple[str, str] | None:

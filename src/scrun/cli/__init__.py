@@ -54,8 +54,6 @@ def entry() -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: stdout is the API, say we failed
             code = code or 1
-    if "logging" in sys.modules:
-        sys.modules["logging"].shutdown()
     import os
 
     os._exit(code)
@@ -112,7 +110,7 @@ def _report_with_settings(argv: list[str], exc: ScrunError) -> int:
 
 def _report(log, message: str) -> None:
     """One line on stderr (and, through the logger, in --log for podman/containerd to show)."""
-    if log is not None and log.handlers:
+    if log is not None and log.sinks:
         log.error("%s", message)
     else:
         print(f"scrun: error: {message}", file=sys.stderr)
