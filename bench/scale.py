@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import pathlib
@@ -66,7 +67,7 @@ def anchor_roots(runtime_exe: str | None) -> list[int]:
                 comm = fh.read().strip()
             if not in_our_pid_namespace(entry):
                 continue
-            if runtime_exe is None and comm in ("scrun-anchor", "scrun-netns"):
+            if runtime_exe is None and (comm in ("scrun-anchor", "scrun-netns", "scrun-anchors") or _is_waiter(entry)):
                 roots.append(int(entry))
             elif runtime_exe is not None and os.readlink(f"/proc/{entry}/exe") == runtime_exe:
                 roots.append(int(entry))
@@ -75,6 +76,12 @@ def anchor_roots(runtime_exe: str | None) -> list[int]:
     # A root found inside another's tree (upstream's anchor forks): count each process once.
     inside = {p for r in roots for p in tree(r)[1:]}
     return [r for r in roots if r not in inside]
+
+
+def _is_waiter(pid: str) -> bool:
+    """An anchor server's waiter (anchor/served.py): a shell whose argv[0] names it."""
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        return fh.read().split(b"\0", 1)[0] == b"scrun-waiter"
 
 
 def pss_kib(pid: int) -> int:
@@ -108,6 +115,7 @@ def by_process(pids: list[int]) -> dict[str, float]:
         try:
             with open(f"/proc/{pid}/comm") as fh:
                 name = fh.read().strip()
+            name = "scrun-waiter" if _is_waiter(str(pid)) else name
         except OSError:
             continue
         out[name] = out.get(name, 0.0) + pss_kib(pid) / 1024
@@ -197,16 +205,23 @@ def one_count(n: int, users: list[str], runtime: str, runtime_exe: str | None) -
     }
 
 
+# What a container's login-node memory is made of, in the table's order: the anchor (forked), or
+# the server's share and the waiter (AnchorServer=yes); then Slurm's processes.
+PARTS = (("scrun-anchor", "anchor"), ("scrun-anchors", "server"), ("scrun-waiter", "waiter"), ("srun", "srun"),
+         ("salloc", "salloc"), ("cat", "cat"), ("scrun-netns", "netns"))
+
+
 def readme_table(results: list[dict]) -> str:
-    lines = ["| lane | users | N | running | PSS MiB per container (anchor · srun · salloc · cat · netns holder) | CPU-s per "
+    lines = ["| lane | anchors | users | N | running | PSS MiB per container (its parts) | CPU-s per "
              "container to running | machine CPU-s per container | RPCs per container | s to all running | "
-             "s to remove all | left |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "s to remove all | left |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         for row in result["rows"]:
             per = max(row["running"], 1)
-            parts = " · ".join(f"{row['pss_mib_by_process'].get(k, 0) / per:.1f}"
-                               for k in ("scrun-anchor", "srun", "salloc", "cat", "scrun-netns"))
-            lines.append(f"| {result['lane']} | {len(row['users'])} | {row['n']} | {row['running']} | "
+            parts = " · ".join(f"{label} {row['pss_mib_by_process'][k] / per:.1f}"
+                               for k, label in PARTS if row["pss_mib_by_process"].get(k))
+            lines.append(f"| {result['lane']} | {result.get('anchors', 'forked')} | {len(row['users'])} | {row['n']} | "
+                         f"{row['running']} | "
                          f"{row['pss_mib_per_container']:.1f} ({parts}) | {row['cpu_seconds_per_container_to_running']:.3f}"
                          f" | {row['machine_cpu_seconds_per_container']:.2f} | {row['slurmctld_rpcs_per_container']} | "
                          f"{row['seconds_to_all_running']} | {row['seconds_to_remove_all']} | "
@@ -219,6 +234,7 @@ def update_readme() -> int:
     from run import replace_in_readme
 
     results = [json.loads(p.read_text()) for p in sorted((REPO / "bench" / "results").glob("scale-slurm-*.json"))]
+    results += [json.loads(p.read_text()) for p in sorted((REPO / "bench" / "results").glob("scale-server-slurm-*.json"))]
     replace_in_readme("scale", readme_table(results))
     return 0
 
@@ -230,8 +246,33 @@ def main() -> int:
     parser.add_argument("--counts", default=os.environ.get("SCALE_COUNTS", "1,10,50,100,300"))
     parser.add_argument("--users", default=None, help="comma-separated; default: root, then root and " + ROOTLESS_USER)
     parser.add_argument("--runtime", default="scrun", help="scrun (ours) or upstream (Debian's C scrun)")
-    parser.add_argument("--json", type=pathlib.Path, default=REPO / "bench" / "results" / f"scale-{LANE}.json")
+    parser.add_argument("--anchors", choices=("forked", "server"), default="forked",
+                        help="an anchor per container, or one anchor server per user (AnchorServer=yes)")
+    parser.add_argument("--json", type=pathlib.Path, default=None)
     args = parser.parse_args()
+    args.json = args.json or REPO / "bench" / "results" / (f"scale-{LANE}.json" if args.anchors == "forked"
+                                                           else f"scale-server-{LANE}.json")
+    with site_setting("AnchorServer=yes" if args.anchors == "server" else None):
+        return measure(args)
+
+
+@contextlib.contextmanager
+def site_setting(line: str | None):
+    """scrun.conf with `line` added for the run (every user's scrun reads /etc/slurm's), restored after."""
+    conf = pathlib.Path("/etc/slurm/scrun.conf")
+    before = conf.read_text() if conf.exists() else None
+    if line is not None:
+        conf.write_text((before or "") + f"{line}\n")
+    try:
+        yield
+    finally:
+        if line is not None and before is None:
+            conf.unlink()
+        elif line is not None:
+            conf.write_text(before)
+
+
+def measure(args) -> int:
     runtime, runtime_exe = "scrun", None
     if args.runtime == "upstream":
         import tempfile
@@ -246,12 +287,12 @@ def main() -> int:
             row = one_count(n, users, runtime, runtime_exe)
             rows.append(row)
             failed = failed or bool(row["failures"] or row["left"] or row["running"] < n)
-            print(f"scale: {LANE} {args.runtime} N={n} users={','.join(users)}: {row['running']} running in "
+            print(f"scale: {LANE} {args.runtime} ({args.anchors}) N={n} users={','.join(users)}: {row['running']} running in "
                   f"{row['seconds_to_all_running']} s, {row['pss_mib_per_container']} MiB PSS and "
                   f"{row['cpu_seconds_per_container_to_running']} CPU-s per container, "
                   f"{row['slurmctld_rpcs_per_container']} RPCs, removed in {row['seconds_to_remove_all']} s, "
                   f"left {len(row['left'])}", file=sys.stderr, flush=True)
-    summary = {"lane": LANE, "runtime": args.runtime, "workers": WORKERS, "rows": rows}
+    summary = {"lane": LANE, "runtime": args.runtime, "anchors": args.anchors, "workers": WORKERS, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))

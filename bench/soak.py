@@ -70,7 +70,9 @@ def our_processes() -> list[str]:
     out = sh(["ps", "-eo", "pid,stat,comm,args"]).stdout.splitlines()
     # An exited anchor not yet reaped (stat Z) left nothing running: not a leak.
     return [line for line in out
-            if ((line.split()[2:3] in (["scrun-anchor"], ["scrun-netns"]) and not line.split()[1].startswith("Z"))
+            if ((line.split()[2:3] in (["scrun-anchor"], ["scrun-netns"], ["scrun-anchors"])
+                 and not line.split()[1].startswith("Z"))
+                or line.split()[3:4] == ["scrun-waiter"]
                 or ("salloc" in line and "scrun:" in line)) and in_our_pid_namespace(line.split()[0])]
 
 

@@ -37,6 +37,10 @@ SCRUN_CONF_KEYS = {
                       "recently used entries no container runs from.",
     "NodeGuard": "yes (default) or no. The guard (the step's --task-prolog) stops a step on a node that "
                  "would ignore --container and run the command on the node itself.",
+    "AnchorServer": "yes or no (default). yes: one anchor server per user and state root serves all of that "
+                    "user's containers, and the pid the engine watches is a small shell that exits with the "
+                    "container's code (about 5 MiB of the login node per running container instead of 16; "
+                    "containers with a terminal keep an anchor of their own).",
 }
 OCI_CONF_KEYS = {
     "SrunPath": "The srun scrun runs (and salloc beside it).",

@@ -109,10 +109,18 @@ def running(node: str) -> int | None:
 
 
 def children(pid: int) -> list[int]:
+    """Every thread's children: a process spawned from a thread is listed under that thread."""
+    found = []
     try:
-        return [int(c) for c in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    for task in tasks:
+        try:
+            found += [int(c) for c in pathlib.Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def comm(pid: int) -> str:

@@ -100,41 +100,59 @@ class PrestartedAnchor:
     def go_and_wait(self, root: str, container_id: str) -> int:
         """Hand over the container; relay progress lines until the anchor says created or failed."""
         import json
-        import signal
 
-        from scrun.errors import AnchorError
-        from scrun.log import get_logger
-
-        log = get_logger()
         self.handed_over = True
         try:
             os.write(self.go_fd, json.dumps({"root": root, "id": container_id}).encode() + b"\n")
         finally:
             os.close(self.go_fd)
-        # SIGTERM to create (engine timeout) must still clean up: turn it into an exception.
-        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        return await_created(self.ready_fd, self.child, root, container_id)
+
+
+def await_created(ready_fd: int, child: AnchorChild, root: str, container_id: str) -> int:
+    """Relay the anchor's progress lines on `ready_fd` until it says created (its pid) or failed."""
+    import json
+    import signal
+
+    from scrun.errors import AnchorError
+    from scrun.log import get_logger
+
+    log = get_logger()
+    # SIGTERM to create (engine timeout) must still clean up: turn it into an exception.
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        with os.fdopen(ready_fd, "rb") as ready:
+            for raw in ready:
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                event = msg.get("event")
+                if event == "progress":
+                    log.info("%s", msg.get("msg", ""))
+                elif event == "created":
+                    return int(msg.get("pid", child.pid))
+                elif event == "error":
+                    raise AnchorError(msg.get("msg", "the anchor failed"))
         try:
-            with os.fdopen(self.ready_fd, "rb") as ready:
-                for raw in ready:
-                    try:
-                        msg = json.loads(raw)
-                    except ValueError:
-                        continue
-                    event = msg.get("event")
-                    if event == "progress":
-                        log.info("%s", msg.get("msg", ""))
-                    elif event == "created":
-                        return int(msg.get("pid", self.child.pid))
-                    elif event == "error":
-                        raise AnchorError(msg.get("msg", "the anchor failed"))
-            try:
-                code = self.child.wait(timeout=5)
-            except TimeoutError:
-                code = None
-            raise AnchorError(f"the anchor of `{container_id}` exited ({code}) before the container was created; "
-                              f"see {os.path.join(root, container_id, 'anchor.log')} with SCRUN_DEBUG=debug")
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+            code = child.wait(timeout=5)
+        except TimeoutError:
+            code = None
+        raise AnchorError(f"the anchor of `{container_id}` exited ({code}) before the container was created; "
+                          f"see {os.path.join(root, container_id, 'anchor.log')} with SCRUN_DEBUG=debug")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def start_anchor(slurm_conf: str):
+    """The anchor create hands its container to: forked now, or the user's anchor server's."""
+    from scrun.anchor.served import ServedAnchor, anchor_server_wanted
+
+    if anchor_server_wanted(slurm_conf):
+        return ServedAnchor.start()
+    from scrun.config.defaults import site_lua_script
+
+    return PrestartedAnchor.start(site_lua_script(slurm_conf))
 
 
 def fork_anchor(go_read: int, ready_write: int, lua_script: str) -> AnchorChild:

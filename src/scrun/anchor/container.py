@@ -31,6 +31,16 @@ SOCKET_BACKLOG = 64
 
 
 class Container:
+    # Served by the user's anchor server (anchor/server.py), not a process of its own: then the
+    # container's pid is its waiter's (anchor/served.py), and the process's signals are not ours.
+    served = False
+    waiter_pid = 0
+
+    @property
+    def engine_pid(self) -> int:
+        """The pid the engine watches as the container's: this process, or the waiter."""
+        return self.waiter_pid or os.getpid()
+
     def __init__(self, request: AnchorRequest, ready_fd: int | None, stdio: tuple[int, int, int]):
         self.req = request
         self.log = get_logger()
@@ -177,9 +187,9 @@ class Container:
         return config if isinstance(config, dict) else None
 
     def record_anchor(self) -> None:
-        """This process is the container's pid (`state`, conmon): in the record before create hears."""
-        self.record.anchor_pid = os.getpid()
-        self.record.anchor_starttime = process_starttime(os.getpid()) or 0
+        """The container's pid (`state`, conmon): in the record before create hears."""
+        self.record.anchor_pid = self.engine_pid
+        self.record.anchor_starttime = process_starttime(self.engine_pid) or 0
         self.save()
 
     def job_granted(self, job_env: dict[str, str]) -> None:

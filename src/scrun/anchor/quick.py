@@ -54,7 +54,7 @@ class QuickCreate:
 def create_quickly(container: Container, salloc: subprocess.Popen) -> QuickCreate:
     quick = QuickCreate()
     container.record_anchor()  # first: `state`, and whoever signals the anchor, read its pid there
-    for sig in _STOP_SIGNALS:  # noted here; the loop acts on them (its own handlers replace these)
+    for sig in _STOP_SIGNALS if not container.served else ():  # noted; the loop's handlers replace these
         signal.signal(sig, lambda signum, _frame: quick.signals.append(signum))
     if container.has_hooks:
         try:
@@ -80,7 +80,7 @@ def create_quickly(container: Container, salloc: subprocess.Popen) -> QuickCreat
     except Exception as exc:
         quick.error = exc
         return quick
-    container.notify_create("created", pid=os.getpid())
+    container.notify_create("created", pid=container.engine_pid)
     quick.created = True
     return quick
 

@@ -96,7 +96,7 @@ class Anchor(ControlServer, StepControl, NodeSide, Console, Container):
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if not self.served else ():  # the waiter's: server.py
             loop.add_signal_handler(sig, self.request_stop, exit_code_for_signal(sig), f"anchor received {signal_name(sig)}")
         for sig in self.quick.signals if self.quick is not None else ():  # before the loop had handlers
             self.request_stop(exit_code_for_signal(sig), f"anchor received {signal_name(sig)}")
@@ -117,7 +117,7 @@ class Anchor(ControlServer, StepControl, NodeSide, Console, Container):
             return await self._finish(self.stop_code if self.stop_code is not None else 1, failed_create=True)
         if self.quick is None or not self.quick.created:
             self.advance(Event.CREATED)
-            self.notify_create("created", pid=os.getpid())
+            self.notify_create("created", pid=self.engine_pid)
         await self._race(self.start_requested.wait())
         if self.srun is None:
             return await self._finish(self.stop_code if self.stop_code is not None else 1)

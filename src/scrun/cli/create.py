@@ -10,7 +10,7 @@ from scrun.errors import InvalidInputError, ScrunError, UsageError
 
 TYPE_CHECKING = False  # not typing's: its import is ~7 ms of create
 if TYPE_CHECKING:
-    from scrun.anchor.child import AnchorChild, PrestartedAnchor
+    from scrun.anchor.child import AnchorChild
 
 USAGE = "create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] <container-id>"
 ANCHOR_EXIT_TIMEOUT = 60.0
@@ -139,17 +139,17 @@ def _resolve_srun(srun_path: str, path_env: str) -> str:
 def run(settings, args) -> int:
     # The anchor first (the fast path forks it even before create's imports): its imports
     # overlap our checks. It waits for a go message and does nothing without one.
-    from scrun.anchor.child import PrestartedAnchor
-    from scrun.config.defaults import site_lua_script
+    from scrun.anchor.child import start_anchor
 
-    anchor = getattr(args, "prestarted", None) or PrestartedAnchor.start(site_lua_script(settings.slurm_conf))
+    args.prestarted = getattr(args, "prestarted", None) or start_anchor(settings.slurm_conf)
     try:
-        return _create(settings, args, anchor)
+        return _create(settings, args)
     finally:
-        anchor.discard()  # no-op once the anchor was handed the container
+        args.prestarted.discard()  # no-op once the anchor was handed the container
 
 
-def _create(settings, args, anchor: PrestartedAnchor) -> int:
+def _create(settings, args) -> int:
+    from scrun.anchor.child import PrestartedAnchor
     from scrun.anchor.netnsholder import holder_pid_if_needed
     from scrun.anchor.request import AnchorRequest
     from scrun.cli.devices import device_requests
@@ -175,6 +175,11 @@ def _create(settings, args, anchor: PrestartedAnchor) -> int:
     console_socket = _abs(args.console_socket)
     if cfg.terminal and not console_socket:
         raise InvalidInputError(f"{cfg.config_file}: process.terminal is true but no --console-socket was given (runc refuses this too)")
+    anchor = args.prestarted
+    if cfg.terminal and not isinstance(anchor, PrestartedAnchor):
+        # A terminal keeps an anchor of its own: it becomes that process's controlling terminal.
+        anchor.discard()
+        anchor = args.prestarted = PrestartedAnchor.start(site_lua_script(settings.slurm_conf))
     from scrun.core.executable import check_executable
 
     container_env = cfg.env_dict()

@@ -133,10 +133,10 @@ def run_verb(args: FastArgs) -> int:
         # while create imports and checks, instead of after.
         import os
 
-        from scrun.anchor.child import PrestartedAnchor
-        from scrun.config.defaults import resolve_slurm_conf, site_lua_script
+        from scrun.anchor.child import start_anchor
+        from scrun.config.defaults import resolve_slurm_conf
 
-        args.prestarted = PrestartedAnchor.start(site_lua_script(resolve_slurm_conf(args.slurm_conf, os.environ)))
+        args.prestarted = start_anchor(resolve_slurm_conf(args.slurm_conf, os.environ))
         from scrun.cli import create
         from scrun.cli.context import build_settings
 

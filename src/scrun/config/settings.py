@@ -136,7 +136,7 @@ class SiteStaging(namedtuple("SiteStaging", "stage_dir shared_paths node_guard i
 
 
 SCRUN_CONF_NAME = "scrun.conf"
-_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths", "nodeguard", "imagecache", "imagecachesize"}
+_SCRUN_CONF_KEYS = {"stagedir", "sharedpaths", "nodeguard", "imagecache", "imagecachesize", "anchorserver"}
 
 
 def load_site_staging(slurm_conf: str) -> SiteStaging:
@@ -151,12 +151,13 @@ def load_site_staging(slurm_conf: str) -> SiteStaging:
         key = line.key.lower()
         if key not in _SCRUN_CONF_KEYS:
             raise ConfigError(f"{line.where}: unknown scrun.conf key {line.key!r} (StageDir, SharedPaths, NodeGuard, "
-                              "ImageCache, ImageCacheSize)")
-        if key == "nodeguard":
+                              "ImageCache, ImageCacheSize, AnchorServer)")
+        if key in ("nodeguard", "anchorserver"):
             if line.value.lower() not in ("yes", "no"):
-                raise ConfigError(f"{line.where}: NodeGuard must be yes or no, got {line.value!r}")
-            guard = line.value.lower() == "yes"
-            continue
+                raise ConfigError(f"{line.where}: {line.key} must be yes or no, got {line.value!r}")
+            if key == "nodeguard":
+                guard = line.value.lower() == "yes"
+            continue  # AnchorServer: read before create's imports (anchor/served.anchor_server_wanted)
         if key == "imagecachesize":
             cache_size = parse_size(line.value)
             if cache_size is None:
