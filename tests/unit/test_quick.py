@@ -73,3 +73,24 @@ def test_the_loop_gets_what_the_quick_path_read_first_then_the_rest_of_the_pipe(
         return data
 
     assert asyncio.run(main()) == b"ABCDEF"
+
+
+def test_the_grant_is_read_from_an_fd_above_1024():
+    """An anchor server holds ~11 fds per container: its hundredth container's salloc pipe is
+    above select()'s limit of 1024 ("filedescriptor out of range in select()" failed every
+    create after the 94th, bench/scale.py --anchors server)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    proc = writer(f"import sys; sys.stdout.buffer.write({JOB_ENV + READY!r}); sys.stdout.flush(); import time; time.sleep(5)")
+    high = os.dup2(proc.stdout.fileno(), 1500)
+    try:
+        class HighFd:
+            stdout = os.fdopen(high, "rb", buffering=0)
+        assert _read_grant(HighFd, QuickCreate()) == {"SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": "n1"}
+    finally:
+        HighFd.stdout.close()
+        proc.kill()
+        proc.wait()

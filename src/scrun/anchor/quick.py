@@ -91,11 +91,14 @@ def _read_grant(salloc: subprocess.Popen, quick: QuickCreate) -> dict[str, str] 
     assert salloc.stdout is not None
     fd = salloc.stdout.fileno()
     deadline = time.monotonic() + QUICK_GRANT
+    # poll, not select: in an anchor server holding a hundred containers the fd is above 1024.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while HOLDER_READY_MARK not in quick.salloc_out:
         left = deadline - time.monotonic()
         if left <= 0 or quick.signals:
             return None
-        if not select.select([fd], [], [], min(left, 0.05))[0]:
+        if not poller.poll(min(left, 0.05) * 1000):
             continue
         chunk = os.read(fd, 65536)
         if not chunk:

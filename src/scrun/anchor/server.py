@@ -23,6 +23,7 @@ import sys
 
 IDLE_EXIT = 10.0
 LOG_KEEP = 1 << 20
+WORKER_THREADS = 512  # made only when none is idle; an idle one holds a few pages of stack
 
 
 def main(root: str) -> None:
@@ -69,6 +70,7 @@ class AnchorServer:
 
     async def run(self) -> int:
         import asyncio
+        import concurrent.futures
         import signal
         import socket
 
@@ -77,6 +79,10 @@ class AnchorServer:
 
         log = get_logger()
         loop = asyncio.get_running_loop()
+        # Each container's blocking work (its quick create, scrun.lua's stage_in and stage_out,
+        # which may copy a rootfs for minutes) runs in a thread: the default pool's 6 threads on
+        # two cores would queue the hundredth container behind five long stage-ins.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=WORKER_THREADS))
         path = os.path.join(self.root, SOCKET_NAME)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a dead server's: we hold the lock
