@@ -252,6 +252,9 @@ def main() -> int:
     args = parser.parse_args()
     args.json = args.json or REPO / "bench" / "results" / (f"scale-{LANE}.json" if args.anchors == "forked"
                                                            else f"scale-server-{LANE}.json")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: scrun.conf is restored all the same
     with site_setting("AnchorServer=yes" if args.anchors == "server" else None):
         return measure(args)
 

@@ -39,6 +39,7 @@ def test_a_bad_value_fails_with_file_and_line(tmp_path):
 
 def _waiter() -> tuple[ServedAnchor, socket.socket]:
     anchor = ServedAnchor.start()
+    anchor.start_waiter()
     server_end = socket.socket(fileno=anchor.waiter_end)
     anchor.waiter_end = -1
     server_end.settimeout(5)
@@ -80,3 +81,14 @@ def test_the_waiter_holds_none_of_creates_stdio(tmp_path):
     assert fds.keys() == {"0", "1", "2"} and fds["1"] == fds["2"] == "/dev/null" and fds["0"].startswith("socket:"), fds
     anchor.discard()
     assert anchor.child.returncode is not None
+
+
+def test_a_waiter_in_a_network_namespace_of_its_own():
+    """For an engine that may not enter the login node's network namespace (rootless docker):
+    the waiter is the pid it enters, as the forked anchor's holder was."""
+    anchor = ServedAnchor.start()
+    pid = anchor.start_waiter(own_network_namespace=True)
+    try:
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    finally:
+        anchor.discard()

@@ -58,14 +58,17 @@ def netns_is_ours() -> bool:
         os.close(owner)
 
 
-def holder_pid_if_needed(linux: object, anchor_pid: int, root: str, container_id: str) -> int:
-    """The holder's pid when config.json's `linux` asks for a new network namespace and the
-    engine may not enter ours; 0: the anchor's pid is the container's."""
+def own_network_namespace_needed(linux: object) -> bool:
+    """config.json's `linux` asks for a new network namespace and the engine may not enter ours."""
     from scrun.core.specchecks import asks_new_network_namespace
 
-    if not asks_new_network_namespace(linux) or netns_is_ours():
-        return 0
-    return start_holder(anchor_pid, root, container_id)
+    return asks_new_network_namespace(linux) and not netns_is_ours()
+
+
+def holder_pid_if_needed(linux: object, anchor_pid: int, root: str, container_id: str) -> int:
+    """The holder's pid when the container's pid needs a network namespace of its own; 0: the
+    anchor's pid is the container's."""
+    return start_holder(anchor_pid, root, container_id) if own_network_namespace_needed(linux) else 0
 
 
 def start_holder(anchor_pid: int, root: str, container_id: str) -> int:
@@ -75,7 +78,7 @@ def start_holder(anchor_pid: int, root: str, container_id: str) -> int:
     if pid == 0:  # the holder: nothing here returns
         try:
             os.close(ready_read)
-            _unshare_network()
+            unshare_network()
             try:
                 pidfd: int | None = os.pidfd_open(anchor_pid)  # now: never another process that got its pid
             except ProcessLookupError:
@@ -100,7 +103,7 @@ def start_holder(anchor_pid: int, root: str, container_id: str) -> int:
     return pid
 
 
-def _unshare_network() -> None:
+def unshare_network() -> None:
     unshare = getattr(os, "unshare", None)  # Python 3.12+
     if unshare is not None:
         unshare(os.CLONE_NEWNET)

@@ -47,39 +47,69 @@ def anchor_server_wanted(slurm_conf: str) -> bool:
 
 
 class ServedAnchor:
-    """What create hands its container to: the PrestartedAnchor interface, served by the server."""
+    """What create hands its container to: the PrestartedAnchor interface, served by the server.
+    Its waiter starts once create knows the config (start_waiter): it may need a network
+    namespace of its own."""
 
-    def __init__(self, child: AnchorChild, waiter_end: int):
-        self.child = child            # the waiter: create's child, the container's pid
-        self.waiter_end = waiter_end  # the server's end of the waiter's socket, sent at the hand-over
+    def __init__(self) -> None:
+        self.child: AnchorChild | None = None  # the waiter: create's child, the container's pid
+        self.waiter_end = -1  # the server's end of the waiter's socket, sent at the hand-over
         self.handed_over = False
 
     @classmethod
     def start(cls) -> ServedAnchor:
+        return cls()
+
+    def start_waiter(self, own_network_namespace: bool = False) -> int:
+        """Fork the waiter; with `own_network_namespace`, in a new one (an engine that may not
+        enter the login node's enters the pid's: what anchor/netnsholder.py's holder is for a
+        forked anchor, without a process more). Its pid."""
         import socket
 
+        from scrun.errors import StateError
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        failed_read, failed_write = os.pipe()  # close-on-exec: EOF once the shell runs
         pid = os.fork()
         if pid == 0:  # the waiter: no fd of create's but its socket (an engine's pipes must reach EOF)
             try:
+                os.close(failed_read)
                 os.setsid()
+                if own_network_namespace:
+                    from scrun.anchor.netnsholder import unshare_network
+
+                    unshare_network()
                 os.dup2(theirs.fileno(), 0)
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, 1)
                 os.dup2(null, 2)
-                os.closerange(3, 1 << 20)
+                os.closerange(3, failed_write)
+                os.closerange(failed_write + 1, 1 << 20)
                 os.execve("/bin/sh", [WAITER_NAME, "-c", WAITER], {"PATH": "/usr/bin:/bin"})
+            except BaseException as exc:  # noqa: BLE001
+                os.write(failed_write, str(exc).encode()[:500] or b"?")
             finally:
                 os._exit(127)
         theirs.close()
-        return cls(AnchorChild(pid), ours.detach())
+        os.close(failed_write)
+        with os.fdopen(failed_read, "rb") as failed:
+            why = failed.read()
+        self.child = AnchorChild(pid)
+        if why:
+            self.child.wait()
+            ours.close()
+            raise StateError(f"create: could not start the container's waiter ({why.decode(errors='replace')}): "
+                             "run the engine as root, or with --network host")
+        self.waiter_end = ours.detach()
+        return pid
 
     def discard(self) -> None:
         if self.handed_over:
             return
         self._close_end()
-        self.child.kill()
-        self.child.wait()
+        if self.child is not None:
+            self.child.kill()
+            self.child.wait()
 
     def _close_end(self) -> None:
         if self.waiter_end >= 0:
@@ -89,6 +119,7 @@ class ServedAnchor:
     def go_and_wait(self, root: str, container_id: str) -> int:
         """Hand the container (and its stdio) to the server, starting one if none runs; then
         relay progress until it says created or failed. The waiter's pid is the container's."""
+        assert self.child is not None, "start_waiter first"
         ready_read, ready_write = os.pipe()
         try:
             sock = _connect_or_start(root)

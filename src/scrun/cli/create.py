@@ -150,7 +150,7 @@ def run(settings, args) -> int:
 
 def _create(settings, args) -> int:
     from scrun.anchor.child import PrestartedAnchor
-    from scrun.anchor.netnsholder import holder_pid_if_needed
+    from scrun.anchor.netnsholder import holder_pid_if_needed, own_network_namespace_needed
     from scrun.anchor.request import AnchorRequest
     from scrun.cli.devices import device_requests
     from scrun.cli.pidfile import write_pid_file
@@ -225,7 +225,10 @@ def _create(settings, args) -> int:
         status=Status.CREATING, created=_now(), owner=owner, uid=settings.identity.real_uid, annotations=cfg.annotations,
         own_allocation=existing_job is None, slurm_conf=settings.slurm_conf)
     try:
-        record.container_pid = holder_pid_if_needed(cfg.linux, anchor.child.pid, settings.root, container_id)
+        if isinstance(anchor, PrestartedAnchor):
+            record.container_pid = holder_pid_if_needed(cfg.linux, anchor.child.pid, settings.root, container_id)
+        else:  # served: the waiter is the container's pid, in a network namespace of its own if need be
+            anchor.start_waiter(own_network_namespace_needed(cfg.linux))
         save_record(settings.root, record)
         AnchorRequest(
             root=settings.root, id=container_id, bundle=cfg.bundle, config_file=cfg.config_file, args=cfg.args,
