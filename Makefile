@@ -112,7 +112,8 @@ soak: cluster
 # N detached containers at once per lane (1 to 300; SCALE_COUNTS to change), one user then two:
 # time to running, login-node PSS and CPU per container, RPCs, removal, leftovers (bench/scale.py).
 bench-scale: cluster
-	@for lane in $(LANES); do echo "=== scale on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/scale.py || exit 1; done
+	@for lane in $(LANES); do echo "=== scale on $$lane ==="; $(DEVCLUSTER) python --lane $$lane -- bench/scale.py || exit 1; \
+	  $(DEVCLUSTER) python --lane $$lane -- bench/scale.py --anchors server || exit 1; done
 	$(VENV)/bin/python bench/scale.py --readme
 
 # Packages for a site (docs/admin-guide.md): dist/scrun_<version>_all.deb and dist/scrun-<version>-py3-none-any.whl.

@@ -1,7 +1,8 @@
 """Scale: what a login node pays for N detached containers at once (issue 30).
 
-    make bench-scale                       every lane, N = 1 10 50 100 300, one user then two
-    bench/scale.py --counts 1,10 [--users root,scrunuser] [--runtime upstream] [--json PATH]
+    make bench-scale                       every lane, N = 1 10 50 100 300, one user then two, an
+                                           anchor per container then AnchorServer=yes
+    bench/scale.py --counts 1,10 [--users root,scrunuser] [--runtime upstream] [--anchors server] [--json PATH]
     bench/scale.py --readme                every lane's results into docs/benchmarks.md's table
 
 For each N: `podman run -d --network none --memory 16m … sleep` N times (WORKERS at a time; 16 MiB so that 300

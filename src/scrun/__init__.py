@@ -16,6 +16,6 @@ argparse, asyncio, socket, subprocess, enum ...). So:
 A change that breaks the rule fails the unit tier, with the module it pulled in named.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 # The runtime-spec version whose CLI and state document we follow.
 OCI_SPEC_VERSION = "1.0.2"

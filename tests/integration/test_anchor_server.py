@@ -23,8 +23,8 @@ def served(conf_dir):
 
 def server_pids(root) -> list[int]:
     """Processes running anchor/server.py for `root`."""
-    out = subprocess.run(["pgrep", "-f", f"scrun.anchor.server import main; main.* {root}$"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-f",
+                          f"scrun.anchor.server import main; main.* {root}$"], capture_output=True, text=True).stdout
     return [int(pid) for pid in out.split()]
 
 
