@@ -39,7 +39,7 @@ SCRUN_CONF_KEYS = {
                  "would ignore --container and run the command on the node itself.",
     "AnchorServer": "yes or no (default). yes: one anchor server per user and state root serves all of that "
                     "user's containers, and the pid the engine watches is a small shell that exits with the "
-                    "container's code (about 5 MiB of the login node per running container instead of 16; "
+                    "container's code (4.5-5.2 MiB of the login node per running container instead of 16-18; "
                     "containers with a terminal keep an anchor of their own).",
 }
 OCI_CONF_KEYS = {
