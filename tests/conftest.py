@@ -131,6 +131,14 @@ def conf_dir(tmp_path, slurm_cluster):
     return conf
 
 
+@pytest.fixture
+def served(conf_dir):
+    """Global args naming a configuration whose scrun.conf turns the anchor server on."""
+    with open(conf_dir / "scrun.conf", "a") as conf:
+        conf.write("AnchorServer=yes\n")
+    return ("-f", str(conf_dir / "slurm.conf"))
+
+
 @pytest.fixture(scope="module")
 def isolated_node(slurm_cluster):
     """The compute node that does not see the login node's disks (tools/cluster/topology.py),

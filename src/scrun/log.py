@@ -107,6 +107,7 @@ class Logger:
     def __init__(self) -> None:
         self.sinks: list[_Sink] = []
         self.level = 100  # nothing passes until setup_logging
+        self.worst = 0  # the highest level written (the anchor server keeps its log if it warned)
         self._lock = allocate_lock()  # the anchor logs from its import thread too
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802  (logging's name: call sites read the same)
@@ -115,6 +116,7 @@ class Logger:
     def log(self, level: int, msg: str, *args: object, exc_info: bool = False) -> None:
         if level < self.level:
             return
+        self.worst = max(self.worst, level)
         text = msg % args if args else msg
         if exc_info:
             import traceback  # only for a bug's report

@@ -19,13 +19,6 @@ pytestmark = pytest.mark.security
 
 
 @pytest.fixture
-def served(conf_dir):
-    with open(conf_dir / "scrun.conf", "a") as conf:
-        conf.write("AnchorServer=yes\n")
-    return ("-f", str(conf_dir / "slurm.conf"))
-
-
-@pytest.fixture
 def open_scrun(scrun):
     """The scrun fixture, its state root where other users may reach it (pytest's own tmp is
     0700: an attack there would fail for the wrong reason). Its leak check still applies."""

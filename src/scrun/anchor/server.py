@@ -29,15 +29,17 @@ WORKER_THREADS = 512  # made only when none is idle; an idle one holds a few pag
 def main(root: str) -> None:
     import fcntl
 
-    from scrun.anchor.served import LOCK_NAME, SERVER_NAME
+    from scrun.anchor.served import LOCK_NAME, LOG_NAME, SERVER_NAME
 
     with open("/proc/self/comm", "wb") as comm:
         comm.write(SERVER_NAME)
-
-    lock = os.open(os.path.join(root, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    lock_path = os.path.join(root, LOCK_NAME)
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        if os.fstat(lock).st_ino != os.stat(lock_path).st_ino:
+            raise BlockingIOError  # a server that was ending removed it as we opened it
+    except (BlockingIOError, FileNotFoundError):
         os._exit(0)  # another server runs (or is starting) for this root
     if os.fstat(2).st_size > LOG_KEEP:  # its log (stdout, stderr) outlives it: one server's worth is kept
         os.ftruncate(2, 0)
@@ -59,6 +61,15 @@ def main(root: str) -> None:
 
     gc.freeze()  # what every container shares: never walked by the collector
     code = asyncio.run(AnchorServer(root).run())
+    # Nothing left of it in the state root once idle: the lock (still ours), and the log unless
+    # something in it went wrong (then it stays for whoever looks; the next server appends).
+    from scrun.log import get_logger
+
+    if get_logger().worst < 30:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(root, LOG_NAME))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock_path)
     os._exit(code)
 
 
