@@ -5,10 +5,11 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
-from conftest import jobs_named, wait_for
+from conftest import jobs_named, sh, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +130,38 @@ def test_the_server_log_and_socket_are_private(scrun, make_bundle, served):
     assert json.loads(scrun("list", "--format", "json", global_args=served).stdout)[0]["id"] == cid, \
         "the server's files are not containers"
     assert scrun("delete", "--force", cid, global_args=served).returncode == 0
+
+
+def test_pending_containers_of_one_server_learn_their_reason_and_start_once_granted(scrun, make_bundle, served,
+                                                                                     tmp_path):
+    """Three containers pend behind a held dependency: the server's one squeue poll
+    (anchor/pendingpoll.py) gives each its reason; freed, each is created and runs."""
+    blocker = sh(["salloc", "--no-shell", "--job-name=blocker", "--time=5"]).stderr
+    blocker_job = blocker.split("Granted job allocation")[1].split()[0]
+    ids = [scrun.new_id() for _ in range(3)]
+    creates = []
+    try:
+        for n, cid in enumerate(ids):
+            with open(tmp_path / f"{cid}.create-err", "wb") as err:
+                creates.append(subprocess.Popen(
+                    [sys.executable, "-m", "scrun", "--root", str(scrun.root), *served, "create", "--bundle",
+                     str(make_bundle(["sh", "-c", f"exit {n + 4}"], name=f"p{n}")), cid],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    env={**os.environ, "SCRUN_DEPENDENCY": f"afterok:{blocker_job}"}))
+        for cid in ids:
+            wait_for(lambda c=cid: (scrun.root / c / "state.json").exists()
+                     and scrun.state(c)["annotations"].get("org.slurm.reason") == "Dependency", 30, f"{cid}'s reason")
+        assert len(server_pids(scrun.root)) == 1
+        jobs = [scrun.record(cid)["job_id"] for cid in ids]
+        for job in jobs:
+            sh(["scontrol", "update", f"jobid={job}", "dependency="])
+        assert [create.wait(timeout=60) for create in creates] == [0, 0, 0]
+        for n, cid in enumerate(ids):
+            assert scrun("start", cid, global_args=served).returncode == 0
+            assert scrun.wait_stopped(cid)["exit_code"] == n + 4
+            assert scrun("delete", cid, global_args=served).returncode == 0
+    finally:
+        for create in creates:
+            if create.poll() is None:
+                create.kill()
+        sh(["scancel", blocker_job])

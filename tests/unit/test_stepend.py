@@ -98,7 +98,7 @@ def test_a_jobs_final_state_names_why_it_ended(state, words):
     assert state not in NOT_FINAL
 
 
-@pytest.mark.parametrize("launch,settle", [(0.0, 0.1), (0.05, 0.1), (-1.0, 0.1), (0.4, 0.2), (1.5, 0.75), (10.0, 1.0)])
+@pytest.mark.parametrize("launch,settle", [(0.0, 0.2), (0.05, 0.2), (-1.0, 0.2), (0.4, 0.4), (1.2, 1.2), (10.0, 1.5)])
 def test_a_signal_after_start_waits_longer_on_a_slow_launch(launch, settle):
     from scrun.anchor.step import settle_after_start
 

@@ -25,22 +25,20 @@ from scrun.anchor.console import Console
 from scrun.anchor.container import Container
 from scrun.anchor.control import ControlServer
 from scrun.anchor.nodeside import NodeSide
+from scrun.anchor.pendingpoll import PendingPoll
 from scrun.anchor.step import StepControl
 from scrun.core.exitcode import exit_code_for_signal
 from scrun.core.signals import signal_name
 from scrun.core.jobstate import JobState
 from scrun.core.phase import Event
 from scrun.errors import ScrunError, SlurmError
-from scrun.slurm import argv as slurm_argv
-from scrun.slurm.parse import parse_job_info, parse_slurm_version
+from scrun.slurm.parse import parse_slurm_version
 from scrun.slurm.runner import adopt_async, run_async
 from scrun.store.records import SOCKET_NAME
 
 if TYPE_CHECKING:
     from scrun.anchor.quick import QuickCreate
 
-# How often a pending job's reason is refreshed (one squeue per pending container).
-PENDING_REFRESH = 5.0
 
 
 class Anchor(ControlServer, StepControl, NodeSide, Console, Container):
@@ -251,19 +249,15 @@ class Anchor(ControlServer, StepControl, NodeSide, Console, Container):
         self._pending_watch = asyncio.ensure_future(self._watch_pending(job_id))
 
     async def _watch_pending(self, job_id: int) -> None:
-        """While the job waits, keep its reason current (squeue every PENDING_REFRESH seconds):
-        `state` then answers from the record, with no slurmctld round trip of its own."""
-        while True:
-            try:
-                _, out, _ = await run_async(slurm_argv.build_job_info_argv("squeue", [job_id]), env=self.slurm_env(),
-                                            timeout=30, check=False)
-            except SlurmError:
-                out = b""
-            info = parse_job_info(out.decode(errors="replace")).get(job_id)
-            if info is not None and info.state == JobState.PENDING and info.reason != self.record.pending_reason:
-                self._job_known(JobState.PENDING, reason=info.reason)
-                self.save()
-            await asyncio.sleep(PENDING_REFRESH)
+        """While the job waits, keep its reason current (one squeue for every pending job of this
+        process, anchor/pendingpoll.py): `state` then answers from the record, with no slurmctld
+        round trip of its own."""
+        await PendingPoll.shared(self.slurm_env()).watch(job_id, self._pending_seen)
+
+    def _pending_seen(self, info) -> None:
+        if info.state == JobState.PENDING and info.reason != self.record.pending_reason:
+            self._job_known(JobState.PENDING, reason=info.reason)
+            self.save()
 
     async def _load_hooks(self) -> None:
         await asyncio.to_thread(self.load_hooks)
