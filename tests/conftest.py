@@ -37,6 +37,23 @@ def live_anchors(user: str | None = None) -> list[int]:
     return [int(pid) for pid in out.split()]
 
 
+def anchor_servers(root=None) -> list[int]:
+    """Running anchor servers (anchor/server.py) in this pid namespace; of the state root `root`
+    (the server's last argument) when given."""
+    out = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "scrun-anchors"],
+                         capture_output=True, text=True, timeout=30).stdout
+    found = []
+    for pid in map(int, out.split()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if root is None or str(root).encode() in argv[-2:]:
+            found.append(pid)
+    return found
+
+
 # A test's tier is its folder: a file that names none (or a new folder) cannot slip out of CI.
 # `make test` runs unit on the host and LANE_TIERS in every lane (tests/unit/test_tiers.py
 # checks the Makefile says so).

@@ -1,12 +1,11 @@
 """podman through the anchor server (`AnchorServer=yes`; issue 30), as root and as a rootless
 user: detached containers, `stop`, exit codes and removal behave as with an anchor per
 container, and the pid podman watches is the container's waiter."""
-import os
 import shutil
 
 import pytest
 
-from conftest import IMAGE, cluster_tool, readable_conf_dir, sh, wait_for
+from conftest import IMAGE, anchor_servers, cluster_tool, readable_conf_dir, sh, wait_for
 
 pytestmark = pytest.mark.e2e
 ROOTLESS = cluster_tool("users").ROOTLESS_USER
@@ -21,11 +20,7 @@ def served_conf(podman_ready):
     shutil.rmtree(conf, ignore_errors=True)
     # Idle, each server exits (IDLE_EXIT) and removes its files: the tests after these find the
     # users' state roots as they were.
-    wait_for(lambda: not servers(), 60, "the anchor servers to exit")
-
-
-def servers() -> list[str]:
-    return sh(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "scrun-anchors"]).stdout.split()
+    wait_for(lambda: not anchor_servers(), 60, "the anchor servers to exit")
 
 
 def podman(conf, *args: str, user: str = "root", timeout: float = 180):

@@ -9,16 +9,9 @@ import sys
 
 import pytest
 
-from conftest import jobs_named, sh, wait_for
+from conftest import anchor_servers, jobs_named, sh, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def server_pids(root) -> list[int]:
-    """Processes running anchor/server.py for `root`."""
-    out = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-f",
-                          f"scrun.anchor.server import main; main.* {root}$"], capture_output=True, text=True).stdout
-    return [int(pid) for pid in out.split()]
 
 
 def comm(pid: int) -> str:
@@ -35,7 +28,7 @@ def test_one_server_serves_several_containers_with_their_own_codes(scrun, make_b
     pids = [scrun.state(cid)["pid"] for cid in ids]
     assert len(set(pids)) == 3 and all(comm(pid) == "sh" for pid in pids), "each container's pid is its own waiter"
     assert [int((scrun.root.parent / f"{cid}.pid").read_text()) for cid in ids] == pids
-    servers = server_pids(scrun.root)
+    servers = anchor_servers(scrun.root)
     assert len(servers) == 1, servers
     for cid in ids:
         assert scrun("start", cid, global_args=served).returncode == 0
@@ -47,7 +40,7 @@ def test_one_server_serves_several_containers_with_their_own_codes(scrun, make_b
         assert scrun("delete", cid, global_args=served).returncode == 0
     wait_for(lambda: not jobs_named([f"scrun:{cid[:12]}" for cid in ids]), 30, "the jobs to end")
     # Idle, it goes (IDLE_EXIT), and takes its socket with it.
-    wait_for(lambda: not server_pids(scrun.root), 30, "the idle server to exit")
+    wait_for(lambda: not anchor_servers(scrun.root), 30, "the idle server to exit")
     left = [name for name in os.listdir(scrun.root) if name.startswith("@")]
     assert left == [], "an idle server that logged nothing wrong leaves nothing in the state root"
 
@@ -81,7 +74,7 @@ def test_a_killed_server_leaves_no_job_and_its_containers_read_stopped(scrun, ma
     wait_for(lambda: all(scrun.record(cid)["status"] == "running" for cid in ids), 30, "the steps to run")
     names = [f"scrun:{cid[:12]}" for cid in ids]
     assert len(jobs_named(names)) == 2
-    [server] = server_pids(scrun.root)
+    [server] = anchor_servers(scrun.root)
     os.kill(server, signal.SIGKILL)
     # Its salloc holders read EOF and end, so Slurm releases the jobs; each waiter exits 137.
     wait_for(lambda: not jobs_named(names), 60, "the jobs to end with their server")
@@ -151,7 +144,7 @@ def test_pending_containers_of_one_server_learn_their_reason_and_start_once_gran
         for cid in ids:
             wait_for(lambda c=cid: (scrun.root / c / "state.json").exists()
                      and scrun.state(c)["annotations"].get("org.slurm.reason") == "Dependency", 30, f"{cid}'s reason")
-        assert len(server_pids(scrun.root)) == 1
+        assert len(anchor_servers(scrun.root)) == 1
         jobs = [scrun.record(cid)["job_id"] for cid in ids]
         for job in jobs:
             sh(["scontrol", "update", f"jobid={job}", "dependency="])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import jobs_named, wait_for
+from conftest import anchor_servers, jobs_named, wait_for
 from security.conftest import PEER, as_user
 
 pytestmark = pytest.mark.security
@@ -98,9 +98,10 @@ def test_a_server_killed_mid_create_leaves_no_job(scrun, make_bundle, served):
     procs = [subprocess.Popen([sys.executable, "-m", "scrun", "--root", str(scrun.root), *served, "create", "--bundle",
                                str(make_bundle(["sleep", "60"], name=f"b{n}")), cid], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for n, cid in enumerate(ids)]
-    wait_for(lambda: _server_pid(scrun.root) is not None, 30, "the server to start")
+    wait_for(lambda: anchor_servers(scrun.root), 30, "the server to start")
     time.sleep(0.3)
-    os.kill(_server_pid(scrun.root), 9)
+    [server] = anchor_servers(scrun.root)
+    os.kill(server, 9)
     codes = [proc.wait(timeout=60) for proc in procs]
     for cid, code in zip(ids, codes, strict=True):
         if code != 0:  # its create failed with the server: nothing of it is left
@@ -112,19 +113,6 @@ def test_a_server_killed_mid_create_leaves_no_job(scrun, make_bundle, served):
             assert scrun.state(cid)["status"] == "created"
         assert scrun("delete", "--force", cid, global_args=served).returncode == 0
     assert not jobs_named([f"scrun:{cid[:12]}" for cid in ids])
-
-
-def _server_pid(root) -> int | None:
-    out = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "pid", "-x", "scrun-anchors"],
-                         capture_output=True, text=True).stdout.split()
-    for pid in out:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if fh.read().rstrip(b"\0").endswith(str(root).encode()):
-                    return int(pid)
-        except OSError:
-            continue
-    return None
 
 
 def test_the_waiter_runs_nothing_a_container_sets():

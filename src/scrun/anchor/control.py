@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import struct
 import sys
 from typing import Any
 
-from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode, kind_of, refusal
+from scrun.anchor.protocol import MAX_MESSAGE, ProtocolError, decode_request, encode, kind_of, peer_uid, refusal
 from scrun.core.exitcode import exit_code_for_signal
 from scrun.core.signals import IGNORED_BY_DEFAULT, signal_name
 from scrun.core.phase import STATUS_OF, Event, Phase
@@ -40,8 +38,7 @@ class ControlServer:
     async def _handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             sock = writer.get_extra_info("socket")
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _pid, uid, _gid = struct.unpack("3i", creds)
+            uid = peer_uid(sock)
             if uid not in (0, os.getuid()):
                 reply: dict[str, Any] = refusal("permission", f"uid {uid} may not control this container")
             else:

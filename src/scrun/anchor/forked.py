@@ -17,7 +17,7 @@ _FD_LIMIT = 1 << 20  # above any RLIMIT_NOFILE in use
 def child_life(go_read: int, ready_write: int, lua_script: str) -> int:
     os.setsid()
     _close_inherited_logging()
-    _keep_only_fds(0, 1, 2, go_read, ready_write)
+    keep_only_fds(0, 1, 2, go_read, ready_write)
     try:
         with open("/proc/self/comm", "wb") as comm:
             comm.write(PROCESS_NAME)
@@ -29,7 +29,7 @@ def child_life(go_read: int, ready_write: int, lua_script: str) -> int:
 def _close_inherited_logging() -> None:
     """create's log handlers, copied by the fork (the full command line sets up logging before
     create forks): close them while their fds are still theirs. Left open, their fd numbers were
-    closed by _keep_only_fds and reused — salloc's pipes, the control socket's connections — and
+    closed by keep_only_fds and reused — salloc's pipes, the control socket's connections — and
     a debug line written, or a close at setup_logging, then hit those: with `--debug --log F`,
     create saw its anchor exit and delete read a reply with a log line after it."""
     log = sys.modules.get("scrun.log")
@@ -37,7 +37,7 @@ def _close_inherited_logging() -> None:
         log.get_logger().close()
 
 
-def _keep_only_fds(*keep: int) -> None:
+def keep_only_fds(*keep: int) -> None:
     low = 0
     for fd in sorted(set(keep)):
         if fd > low:  # never an empty range: 3.11 turns closerange(n, n) into close_range(n, ~0)

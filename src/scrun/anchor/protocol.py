@@ -22,6 +22,15 @@ MAX_MESSAGE = 64 * 1024
 MAX_SOCKET_PATH = 100
 
 
+def peer_uid(sock) -> int:
+    """The uid of the process at the other end of a unix socket (SO_PEERCRED)."""
+    import socket
+    import struct
+
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid
+
+
 # The closed set of refusal kinds, and the error each becomes on the CLI's side.
 REFUSALS: dict[str, type[errors.ScrunError]] = {
     "status": errors.InvalidStatusError,   # the verb is not allowed in the container's phase

@@ -66,6 +66,7 @@ class ServedAnchor:
         forked anchor, without a process more). Its pid."""
         import socket
 
+        from scrun.anchor.forked import keep_only_fds
         from scrun.errors import StateError
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -83,8 +84,7 @@ class ServedAnchor:
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, 1)
                 os.dup2(null, 2)
-                os.closerange(3, failed_write)
-                os.closerange(failed_write + 1, 1 << 20)
+                keep_only_fds(0, 1, 2, failed_write)
                 os.execve("/bin/sh", [WAITER_NAME, "-c", WAITER], {"PATH": "/usr/bin:/bin"})
             except BaseException as exc:  # noqa: BLE001
                 os.write(failed_write, str(exc).encode()[:500] or b"?")
@@ -158,9 +158,9 @@ def _hand_over(sock, root: str, container_id: str, waiter_pid: int, fds: list[in
 def _connect_or_start(root: str):
     """A connection to the user's server (its peer must be us), starting one when none answers."""
     import socket
-    import struct
     import time
 
+    from scrun.anchor.protocol import peer_uid
     from scrun.errors import AnchorError
 
     path = os.path.join(root, SOCKET_NAME)
@@ -170,8 +170,7 @@ def _connect_or_start(root: str):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
-            _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                                  struct.calcsize("3i")))
+            uid = peer_uid(sock)
             if uid != os.getuid():
                 raise AnchorError(f"{path}: served by uid {uid}, not by you: remove it")
             return sock

@@ -196,11 +196,12 @@ def _receive(conn, root: str) -> tuple[dict, list[int]]:
     """create's hand-over on `conn`: its message and fds (stdin, stdout, stderr, ready, waiter)."""
     import json
     import socket
-    import struct
+
+    from scrun.anchor.protocol import peer_uid
 
     conn.setblocking(True)
     conn.settimeout(10)
-    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    uid = peer_uid(conn)
     msg, fds, _flags, _addr = socket.recv_fds(conn, 65536, 5)
     if uid != os.getuid() or len(fds) != 5:
         for fd in fds:
